@@ -1,0 +1,14 @@
+// Lints the Node-side TypeScript (host, service, tests, scripts). The AssemblyScript filter under
+// assembly/ uses decorators and types plain TypeScript tooling rejects; the AssemblyScript compiler
+// (which runs in `npm test`) is its type-checker.
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["node_modules/", "build/", "assembly/", ".data/", "coverage/"] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+);
