@@ -1,0 +1,216 @@
+// The only module that touches raw host imports. Small wrappers that never trap: every
+// host answer other than Ok becomes null / a returned WasmResult, never an exception (the SDK
+// 0.1.8 wrappers throw on NotFound, which is a trap in Envoy — envoy-host.md §8, §10).
+import * as imports from "@solo-io/proxy-runtime/imports";
+import { free } from "@solo-io/proxy-runtime/malloc";
+import { proxy_set_buffer_bytes } from "./imports";
+import { WasmResult, LogLevel, MetricType } from "./abi";
+
+// Out-parameters the host writes into. Module-level, so a call needs no allocation; every
+// wrapper reads them back before the next host call.
+const outPtr = memory.data(8);
+const outSize = memory.data(8);
+const outCas = memory.data(8);
+const outU64 = memory.data(8);
+
+// The host copies a returned value in through the module's exported `malloc`, which hands it an
+// ArrayBuffer with one extra reference. Take ownership of it once and drop that reference.
+function takeReturnedBuffer(): ArrayBuffer {
+  const ptr = load<usize>(outPtr);
+  const size = load<usize>(outSize);
+  if (ptr == 0 || size == 0) {
+    if (ptr != 0) free(ptr);
+    return new ArrayBuffer(0);
+  }
+  const buffer = changetype<ArrayBuffer>(ptr);
+  free(ptr);
+  return buffer;
+}
+
+function resetOut(): void {
+  store<usize>(outPtr, 0);
+  store<usize>(outSize, 0);
+}
+
+export function log(level: LogLevel, message: string): void {
+  const bytes = String.UTF8.encode(message);
+  imports.proxy_log(level as usize, changetype<usize>(bytes), bytes.byteLength);
+}
+
+export function getHeader(map: i32, name: string): ArrayBuffer | null {
+  const key = String.UTF8.encode(name);
+  resetOut();
+  const result = imports.proxy_get_header_map_value(
+    map,
+    changetype<usize>(key),
+    key.byteLength,
+    outPtr,
+    outSize,
+  );
+  if (result != WasmResult.Ok) return null;
+  return takeReturnedBuffer();
+}
+
+export function replaceHeader(map: i32, name: string, value: ArrayBuffer): WasmResult {
+  const key = String.UTF8.encode(name);
+  return imports.proxy_replace_header_map_value(
+    map,
+    changetype<usize>(key),
+    key.byteLength,
+    changetype<usize>(value),
+    value.byteLength,
+  ) as WasmResult;
+}
+
+export function removeHeader(map: i32, name: string): WasmResult {
+  const key = String.UTF8.encode(name);
+  return imports.proxy_remove_header_map_value(map, changetype<usize>(key), key.byteLength) as WasmResult;
+}
+
+export function getBufferBytes(bufferType: i32, start: u32, length: u32): ArrayBuffer | null {
+  resetOut();
+  const result = imports.proxy_get_buffer_bytes(bufferType, start, length, outPtr, outSize);
+  if (result != WasmResult.Ok) return null;
+  return takeReturnedBuffer();
+}
+
+export function setBufferBytes(bufferType: i32, start: u32, length: u32, data: ArrayBuffer): WasmResult {
+  return proxy_set_buffer_bytes(
+    bufferType,
+    start,
+    length,
+    changetype<usize>(data),
+    data.byteLength,
+  ) as WasmResult;
+}
+
+// Property paths are NUL-separated tokens (`xds\0route_name`); a dotted path is NotFound
+// (envoy-host.md §6).
+export function getProperty(path: string): ArrayBuffer | null {
+  const bytes = String.UTF8.encode(path);
+  resetOut();
+  const result = imports.proxy_get_property(changetype<usize>(bytes), bytes.byteLength, outPtr, outSize);
+  if (result != WasmResult.Ok) return null;
+  return takeReturnedBuffer();
+}
+
+export function setProperty(path: string, value: ArrayBuffer): WasmResult {
+  const bytes = String.UTF8.encode(path);
+  return imports.proxy_set_property(
+    changetype<usize>(bytes),
+    bytes.byteLength,
+    changetype<usize>(value),
+    value.byteLength,
+  ) as WasmResult;
+}
+
+export class SharedDataEntry {
+  constructor(
+    public result: WasmResult,
+    public value: ArrayBuffer,
+    public cas: u32,
+  ) {}
+}
+
+// Envoy shared data (envoy-host.md §3): NotFound when absent; otherwise the value and its CAS.
+export function getSharedData(key: ArrayBuffer): SharedDataEntry {
+  resetOut();
+  store<u32>(outCas, 0);
+  const result = imports.proxy_get_shared_data(
+    changetype<usize>(key),
+    key.byteLength,
+    outPtr,
+    outSize,
+    outCas,
+  ) as WasmResult;
+  if (result != WasmResult.Ok) return new SharedDataEntry(result, new ArrayBuffer(0), 0);
+  const cas = load<u32>(outCas);
+  return new SharedDataEntry(result, takeReturnedBuffer(), cas);
+}
+
+// cas 0 = unconditional; a stale non-zero cas on a present key → CasMismatch.
+export function setSharedData(key: ArrayBuffer, value: ArrayBuffer, cas: u32): WasmResult {
+  return imports.proxy_set_shared_data(
+    changetype<usize>(key),
+    key.byteLength,
+    changetype<usize>(value),
+    value.byteLength,
+    cas,
+  ) as WasmResult;
+}
+
+// Wall clock in milliseconds (proxy_get_current_time_nanoseconds is the realtime clock).
+export function nowMs(): u64 {
+  store<u64>(outU64, 0);
+  imports.proxy_get_current_time_nanoseconds(outU64);
+  return load<u64>(outU64) / 1000000;
+}
+
+// Serialized header pairs (envoy-host.md §2): u32 count, then u32 key/value sizes, then each
+// key and value followed by NUL; little-endian.
+export function serializePairs(names: string[], values: ArrayBuffer[]): ArrayBuffer {
+  const count = min(names.length, values.length);
+  const keys = new Array<ArrayBuffer>(count);
+  let size = 4 + 8 * count;
+  for (let i = 0; i < count; i++) {
+    keys[i] = String.UTF8.encode(names[i]);
+    size += keys[i].byteLength + 1 + values[i].byteLength + 1;
+  }
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, count);
+  let data = base + 4 + 8 * count;
+  for (let i = 0; i < count; i++) {
+    store<u32>(base + 4 + 8 * i, keys[i].byteLength);
+    store<u32>(base + 8 + 8 * i, values[i].byteLength);
+    memory.copy(data, changetype<usize>(keys[i]), keys[i].byteLength);
+    data += keys[i].byteLength;
+    store<u8>(data, 0);
+    data += 1;
+    memory.copy(data, changetype<usize>(values[i]), values[i].byteLength);
+    data += values[i].byteLength;
+    store<u8>(data, 0);
+    data += 1;
+  }
+  return out;
+}
+
+export function sendLocalResponse(
+  status: u32,
+  details: string,
+  body: ArrayBuffer,
+  headerNames: string[],
+  headerValues: ArrayBuffer[],
+): WasmResult {
+  const detailBytes = String.UTF8.encode(details);
+  const pairs = serializePairs(headerNames, headerValues);
+  return imports.proxy_send_local_response(
+    status,
+    changetype<usize>(detailBytes),
+    detailBytes.byteLength,
+    changetype<usize>(body),
+    body.byteLength,
+    changetype<usize>(pairs),
+    pairs.byteLength,
+    // No gRPC status: Envoy takes -1 as "none".
+    -1,
+  ) as WasmResult;
+}
+
+export function continueRequest(): WasmResult {
+  return imports.proxy_continue_stream(0) as WasmResult;
+}
+
+// Returns the metric id, or u32.MAX_VALUE when the host refused to define it.
+export function defineMetric(type: MetricType, name: string): u32 {
+  const bytes = String.UTF8.encode(name);
+  store<u32>(outU64, 0);
+  const result = imports.proxy_define_metric(type, changetype<usize>(bytes), bytes.byteLength, outU64);
+  if (result != WasmResult.Ok) return u32.MAX_VALUE;
+  return load<u32>(outU64);
+}
+
+export function incrementMetric(id: u32, offset: i64): void {
+  if (id == u32.MAX_VALUE) return;
+  imports.proxy_increment_metric(id, offset);
+}

@@ -1,0 +1,170 @@
+// Query strings of the request `:path`. Envoy hands the module the raw path (request.query is
+// not decoded either, envoy-host.md §6), so decoding and encoding live here. Works on bytes:
+// a decoded value may be any byte sequence.
+
+function hexValue(c: u8): i32 {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  return -1;
+}
+
+// application/x-www-form-urlencoded decoding: '+' is a space, %XX a byte; a malformed escape
+// is kept as it is (browsers and Envoy's own Utility::PercentEncoding do the same).
+export function decodeQueryComponent(bytes: Uint8Array, start: i32, end: i32): Uint8Array {
+  const out = new Uint8Array(end - start);
+  let n = 0;
+  let i = start;
+  while (i < end) {
+    const c = bytes[i];
+    if (c == 0x2b) {
+      out[n++] = 0x20;
+      i++;
+    } else if (c == 0x25 && i + 2 < end) {
+      const hi = hexValue(bytes[i + 1]);
+      const lo = hexValue(bytes[i + 2]);
+      if (hi < 0 || lo < 0) {
+        out[n++] = c;
+        i++;
+      } else {
+        out[n++] = ((hi << 4) | lo) as u8;
+        i += 3;
+      }
+    } else {
+      out[n++] = c;
+      i++;
+    }
+  }
+  return out.slice(0, n);
+}
+
+function isUnreserved(c: u8): bool {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c == 0x2d ||
+    c == 0x2e ||
+    c == 0x5f ||
+    c == 0x7e
+  );
+}
+
+const HEX = "0123456789ABCDEF";
+
+// Percent-encodes every byte outside RFC 3986's unreserved set.
+export function encodeQueryComponent(bytes: Uint8Array): Uint8Array {
+  let size = 0;
+  for (let i = 0; i < bytes.length; i++) size += isUnreserved(bytes[i]) ? 1 : 3;
+  const out = new Uint8Array(size);
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (isUnreserved(c)) {
+      out[n++] = c;
+    } else {
+      out[n++] = 0x25;
+      out[n++] = HEX.charCodeAt(c >> 4) as u8;
+      out[n++] = HEX.charCodeAt(c & 15) as u8;
+    }
+  }
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): bool {
+  if (a.length != b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] != b[i]) return false;
+  return true;
+}
+
+function indexOfByte(bytes: Uint8Array, c: u8, from: i32, end: i32): i32 {
+  for (let i = from; i < end; i++) if (bytes[i] == c) return i;
+  return -1;
+}
+
+// Start of the query (after '?') or -1; the fragment, if a client sent one, ends it.
+function queryBounds(path: Uint8Array): i32 {
+  return indexOfByte(path, 0x3f, 0, path.length);
+}
+
+function queryEnd(path: Uint8Array): i32 {
+  const hash = indexOfByte(path, 0x23, 0, path.length);
+  return hash < 0 ? path.length : hash;
+}
+
+// The decoded value of the first parameter named `name` (compared after decoding), or null.
+// A parameter without '=' has an empty value.
+export function getQueryParam(path: Uint8Array, name: Uint8Array): Uint8Array | null {
+  const q = queryBounds(path);
+  if (q < 0) return null;
+  const end = queryEnd(path);
+  let i = q + 1;
+  while (i <= end) {
+    let amp = indexOfByte(path, 0x26, i, end);
+    if (amp < 0) amp = end;
+    if (amp > i) {
+      let eq = indexOfByte(path, 0x3d, i, amp);
+      const nameEnd = eq < 0 ? amp : eq;
+      if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
+        if (eq < 0) return new Uint8Array(0);
+        return decodeQueryComponent(path, eq + 1, amp);
+      }
+    }
+    i = amp + 1;
+  }
+  return null;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (let i = 0; i < parts.length; i++) size += parts[i].length;
+  const out = new Uint8Array(size);
+  let n = 0;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i], n);
+    n += parts[i].length;
+  }
+  return out;
+}
+
+// A new path whose query has `name` set to `value`: the first parameter of that name is
+// replaced in place and later duplicates are dropped; otherwise it is appended.
+export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Array): Uint8Array {
+  const pair = concat([encodeQueryComponent(name), Uint8Array.wrap(String.UTF8.encode("=")), encodeQueryComponent(value)]);
+  const q = queryBounds(path);
+  const end = queryEnd(path);
+  const fragment = path.slice(end);
+  if (q < 0) {
+    return concat([path.slice(0, end), Uint8Array.wrap(String.UTF8.encode("?")), pair, fragment]);
+  }
+  const kept = new Array<Uint8Array>();
+  let replaced = false;
+  let i = q + 1;
+  while (i <= end) {
+    let amp = indexOfByte(path, 0x26, i, end);
+    if (amp < 0) amp = end;
+    if (amp > i) {
+      const eq = indexOfByte(path, 0x3d, i, amp);
+      const nameEnd = eq < 0 ? amp : eq;
+      if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
+        if (!replaced) {
+          kept.push(pair);
+          replaced = true;
+        }
+      } else {
+        kept.push(path.slice(i, amp));
+      }
+    }
+    i = amp + 1;
+  }
+  if (!replaced) kept.push(pair);
+  const parts = new Array<Uint8Array>();
+  parts.push(path.slice(0, q + 1));
+  const amp = Uint8Array.wrap(String.UTF8.encode("&"));
+  for (let k = 0; k < kept.length; k++) {
+    if (k > 0) parts.push(amp);
+    parts.push(kept[k]);
+  }
+  parts.push(fragment);
+  return concat(parts);
+}
