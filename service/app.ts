@@ -1,0 +1,218 @@
+// Builds the Fastify app around an already-migrated database pool. No listening, no process signals: the CLI
+// (service/server.ts) does that, and tests call buildApp() in-process with app.inject().
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type pg from "pg";
+import type { ServiceConfig } from "./config.ts";
+import { KvmRepository } from "./repository.ts";
+import { HttpError } from "./errors.ts";
+import { rewriteEntryUrl } from "./keys.ts";
+import { TokenSet, requireBearer } from "./auth.ts";
+import { createMetrics, type ServiceMetrics } from "./metrics.ts";
+import { ExpiryPurger } from "./purge.ts";
+import { migrationStatus, schemaProblem } from "./migrate.ts";
+import { dataPlaneRoutes } from "./routes/data-plane.ts";
+import { adminRoutes } from "./routes/admin.ts";
+
+export const SERVICE_VERSION = "0.1.0";
+
+export interface AppContext {
+  config: ServiceConfig;
+  pool: pg.Pool;
+  repository: KvmRepository;
+  metrics: ServiceMetrics;
+}
+
+export interface BuildOptions {
+  config: ServiceConfig;
+  pool: pg.Pool;
+  /** pino options or false (tests). Defaults to JSON logs at config.logLevel. */
+  logger?: boolean | object;
+}
+
+/** Fastify's own error codes → our stable codes. */
+function fastifyErrorCode(err: FastifyError): string {
+  switch (err.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return "body_too_large";
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return "bad_request";
+    default:
+      return err.statusCode === 415 ? "unsupported_media_type" : "bad_request";
+  }
+}
+
+/** Connection-level PostgreSQL failures (class 08, admin shutdown 57P0x, refused sockets) are 503, not 500. */
+function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && /^(08|57P0|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND)/.test(code);
+}
+
+export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
+  const { config, pool } = options;
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : options.logger === true || options.logger === undefined
+          ? {
+              level: config.logLevel,
+              // Values are never logged: Fastify does not log bodies, and these paths are censored in case a
+              // future log call passes a request or an entry object.
+              redact: {
+                paths: ["req.headers.authorization", "body", "value", "*.value"],
+                censor: "[redacted]",
+              },
+            }
+          : options.logger,
+    rewriteUrl: (req) => rewriteEntryUrl(req.url ?? "/"),
+    // Malformed URLs outside entry keys (bad percent-encoding in a map name, …) get the common error shape.
+    frameworkErrors: (err, _request, reply) => {
+      void (reply as FastifyReply).code(400).send({ error: "bad_request", message: err.message });
+    },
+    // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+
+  const repository = new KvmRepository(pool);
+  const metrics = createMetrics(pool);
+  const ctx: AppContext = { config, pool, repository, metrics };
+  const dataTokens = new TokenSet(config.dataTokens);
+  const adminTokens = new TokenSet(config.adminTokens);
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof HttpError) {
+      return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    }
+    if (err.validation) {
+      if (err.validationContext === "params" && err.validation.some((v) => v.instancePath === "/kvm")) {
+        return reply.code(400).send({
+          error: "invalid_kvm_name",
+          message: "map name must be 1–128 of letters, digits, '.', '_', '-'",
+        });
+      }
+      return reply.code(400).send({ error: "bad_request", message: err.message });
+    }
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      const isValue = request.routeOptions.url?.includes("/entries/") ?? false;
+      return reply.code(413).send({
+        error: isValue && request.method === "PUT" ? "value_too_large" : fastifyErrorCode(err),
+        message: isValue
+          ? `value is larger than the limit of ${config.maxValueBytes} bytes`
+          : "request body is larger than the limit",
+      });
+    }
+    if (typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: fastifyErrorCode(err), message: err.message });
+    }
+    if (isDatabaseUnavailable(err)) {
+      request.log.error({ err }, "database unavailable");
+      return reply.code(503).send({ error: "unavailable", message: "the database is unavailable" });
+    }
+    request.log.error({ err }, "request failed");
+    return reply.code(500).send({ error: "internal", message: "internal error" });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send({ error: "not_found", message: `no route for ${request.method} ${request.url.split("?")[0]}` }),
+  );
+
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: "envoy-kvm service",
+        version: SERVICE_VERSION,
+        description:
+          "Key-value maps on PostgreSQL for the envoy-kvm proxy-wasm filter (data plane) and operators (admin).",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+    // Raw-body routes have no JSON body schema to generate from; describe the value body here.
+    transformObject: (documentObject) => {
+      const doc = (documentObject as { openapiObject: Record<string, unknown> }).openapiObject as {
+        paths?: Record<string, Record<string, Record<string, unknown>>>;
+      };
+      const put = doc.paths?.["/v1/kvms/{kvm}/entries/{key}"]?.put;
+      if (put !== undefined) {
+        put.requestBody = {
+          description: `The raw value, any content type, at most ${config.maxValueBytes} bytes`,
+          content: { "*/*": { schema: { type: "string", format: "binary" } } },
+        };
+      }
+      return doc;
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  app.get(
+    "/healthz",
+    { schema: { summary: "The process is up", tags: ["ops"], security: [] } },
+    async () => ({
+      status: "ok",
+    }),
+  );
+
+  app.get(
+    "/readyz",
+    { schema: { summary: "The database is reachable and its schema current", tags: ["ops"], security: [] } },
+    async (_request, reply) => {
+      try {
+        const problem = schemaProblem(await migrationStatus(pool));
+        if (problem !== null) return reply.code(503).send({ error: "schema_outdated", message: problem });
+      } catch (err) {
+        return reply
+          .code(503)
+          .send({ error: "unavailable", message: `database unreachable: ${(err as Error).message}` });
+      }
+      return { status: "ready" };
+    },
+  );
+
+  app.get(
+    "/metrics",
+    { schema: { summary: "Prometheus metrics", tags: ["ops"], security: [] } },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+
+  await app.register(async (plane) => {
+    plane.addHook("onRequest", requireBearer(dataTokens, [adminTokens]));
+    await dataPlaneRoutes(plane, ctx);
+  });
+  await app.register(async (plane) => {
+    plane.addHook("onRequest", requireBearer(adminTokens));
+    await adminRoutes(plane, ctx);
+  });
+
+  const purger = new ExpiryPurger(
+    repository,
+    { intervalMs: config.purgeIntervalMs, batchSize: config.purgeBatchSize },
+    app.log,
+    (n) => metrics.purged.inc(n),
+  );
+  app.decorate("purger", purger);
+  app.addHook("onReady", async () => purger.start());
+  app.addHook("onClose", async () => purger.stop());
+  return app;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    purger: ExpiryPurger;
+  }
+}

@@ -1,0 +1,128 @@
+// Service configuration, read from the environment once at boot and validated before anything listens
+// (fastify/demo style): a bad value stops the process with one message naming the variable.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+export const DEFAULT_PORT = 8081;
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+export const MAX_KEY_BYTES = 512;
+/** Same rule as the filter's `kvm_name`: 1–128 of letters, digits, '.', '_', '-'. */
+export const KVM_NAME_PATTERN = "^[A-Za-z0-9._-]{1,128}$";
+export const KVM_NAME_REGEX = new RegExp(KVM_NAME_PATTERN);
+
+export interface ServiceConfig {
+  /** null = start the embedded PostgreSQL in `embeddedDataDir`. */
+  databaseUrl: string | null;
+  host: string;
+  port: number;
+  /** Bearer tokens accepted on /v1 (the filter). Empty + insecure = no auth on that plane. */
+  dataTokens: string[];
+  /** Bearer tokens accepted on /admin/v1 (and on /v1: admin is a superset). */
+  adminTokens: string[];
+  insecure: boolean;
+  maxValueBytes: number;
+  /** Body limit of the bulk import route. */
+  maxImportBytes: number;
+  purgeIntervalMs: number;
+  purgeBatchSize: number;
+  poolMax: number;
+  logLevel: string;
+  embeddedDataDir: string;
+  /** null = pick a free port at start. */
+  embeddedPort: number | null;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max)
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${raw}`);
+  return value;
+}
+
+/** Comma- or newline-separated list; blanks dropped so "a,,b," is two tokens. */
+export function splitTokens(raw: string): string[] {
+  return raw
+    .split(/[,\n\r]/)
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+}
+
+function tokens(env: Env, name: string): string[] {
+  const list = splitTokens(env[name] ?? "");
+  const file = env[`${name}_FILE`];
+  if (file !== undefined && file !== "") {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+    list.push(...splitTokens(text));
+  }
+  return list;
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new ConfigError(`${name} must be 1 or 0, got "${raw}"`);
+}
+
+/**
+ * The service refuses to start without tokens for both planes unless it runs in insecure local mode:
+ * KVM_INSECURE=1, or the embedded-database default (no DATABASE_URL), which is a local development setup.
+ * Tokens that are configured are enforced in every mode.
+ */
+export function assertAuthConfigured(config: ServiceConfig): void {
+  if (config.insecure) return;
+  for (const [name, list] of [
+    ["KVM_DATA_TOKENS", config.dataTokens],
+    ["KVM_ADMIN_TOKENS", config.adminTokens],
+  ] as const) {
+    if (list.length === 0) {
+      throw new ConfigError(
+        `${name} is not set: set it (or ${name}_FILE) to comma-separated bearer tokens, ` +
+          "or set KVM_INSECURE=1 to run without authentication on a trusted local machine",
+      );
+    }
+  }
+}
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
+  const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== "" ? env.DATABASE_URL : null;
+  const dataTokens = tokens(env, "KVM_DATA_TOKENS");
+  const adminTokens = tokens(env, "KVM_ADMIN_TOKENS");
+  const insecure = flag(env, "KVM_INSECURE") || databaseUrl === null;
+  const embeddedPortRaw = env.KVM_EMBEDDED_PG_PORT;
+  return {
+    databaseUrl,
+    // Insecure mode listens on loopback only unless HOST says otherwise.
+    host: env.HOST && env.HOST !== "" ? env.HOST : insecure ? "127.0.0.1" : "0.0.0.0",
+    port: integer(env, "PORT", DEFAULT_PORT, 0, 65535),
+    dataTokens,
+    adminTokens,
+    insecure,
+    maxValueBytes: integer(env, "KVM_MAX_VALUE_BYTES", DEFAULT_MAX_VALUE_BYTES, 1, 64 * 1024 * 1024),
+    maxImportBytes: integer(env, "KVM_MAX_IMPORT_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    purgeIntervalMs: integer(env, "KVM_PURGE_INTERVAL_MS", 60_000, 0, 24 * 3600 * 1000),
+    purgeBatchSize: integer(env, "KVM_PURGE_BATCH_SIZE", 1000, 1, 100_000),
+    poolMax: integer(env, "KVM_PG_POOL_MAX", 10, 1, 1000),
+    logLevel: env.LOG_LEVEL && env.LOG_LEVEL !== "" ? env.LOG_LEVEL : "info",
+    embeddedDataDir: path.resolve(
+      cwd,
+      env.KVM_DATA_DIR && env.KVM_DATA_DIR !== "" ? env.KVM_DATA_DIR : ".data/postgres",
+    ),
+    embeddedPort:
+      embeddedPortRaw === undefined || embeddedPortRaw === ""
+        ? null
+        : integer(env, "KVM_EMBEDDED_PG_PORT", 0, 1, 65535),
+  };
+}

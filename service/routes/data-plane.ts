@@ -1,0 +1,158 @@
+// The API the filter's `cluster` policy calls: raw value bodies and plain headers, cheap to build and parse
+// from AssemblyScript. GET → 200 value | 404; PUT → 201 created | 200 replaced | 412; DELETE → 204 | 412.
+import type { FastifyInstance } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { HttpError } from "../errors.ts";
+import { keyFromRequest } from "../keys.ts";
+import { etag, parseCondition, parseTtlSeconds } from "./conditions.ts";
+import { ErrorSchema, KvmParams } from "./schemas.ts";
+import type { AppContext } from "../app.ts";
+
+export const ENTRY_ROUTE = "/v1/kvms/:kvm/entries/:key";
+
+const entryHeaders = {
+  etag: Type.String({ description: 'The entry version as a strong entity tag, e.g. "42"' }),
+  "x-kvm-expires-at": Type.Optional(
+    Type.String({ description: "Expiry, Unix milliseconds (expiring entries only)" }),
+  ),
+};
+
+export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const { repository, metrics, config } = ctx;
+
+  // Values are opaque bytes whatever the caller labels them: every content type (and none) is read as a raw
+  // Buffer, capped at the value limit. The parsers are replaced only inside this plugin's scope.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    "*",
+    { parseAs: "buffer", bodyLimit: config.maxValueBytes },
+    (_req, body, done) => {
+      done(null, body);
+    },
+  );
+  // Fastify answers 415 before any parser runs when Content-Type is not a syntactically valid media type;
+  // a value is a value, so such a label is replaced by the neutral one.
+  app.addHook("onRequest", async (request) => {
+    const type = request.headers["content-type"];
+    if (
+      type !== undefined &&
+      !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;.*)?$/.test(type)
+    ) {
+      request.headers["content-type"] = "application/octet-stream";
+    }
+  });
+
+  const params = KvmParams(Type.String({ description: "Percent-encoded key bytes (1–512 bytes decoded)" }));
+
+  app.get(
+    ENTRY_ROUTE,
+    {
+      schema: {
+        summary: "Read an entry (raw value body)",
+        tags: ["data plane"],
+        params,
+        response: {
+          200: {
+            description: "The raw value",
+            headers: Type.Object(entryHeaders),
+            type: "string",
+            format: "binary",
+          },
+          404: ErrorSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { kvm } = request.params as { kvm: string };
+      const entry = await repository.getEntry(kvm, keyFromRequest(request));
+      if (entry === null) {
+        metrics.operations.inc({ operation: "get", result: "miss" });
+        throw new HttpError(404, "not_found", "no such entry (absent or expired)");
+      }
+      metrics.operations.inc({ operation: "get", result: "hit" });
+      reply.header("etag", etag(entry.version));
+      if (entry.expiresAt !== null) reply.header("x-kvm-expires-at", String(entry.expiresAt));
+      reply.header("cache-control", "no-store");
+      reply.type("application/octet-stream");
+      return reply.send(entry.value);
+    },
+  );
+
+  app.put(
+    ENTRY_ROUTE,
+    {
+      bodyLimit: config.maxValueBytes,
+      schema: {
+        summary: "Write an entry (raw value body, any content type)",
+        tags: ["data plane"],
+        params,
+        headers: Type.Object({
+          "x-kvm-ttl": Type.Optional(
+            Type.String({ description: "Time to live in seconds; 0 or absent = never" }),
+          ),
+          "if-match": Type.Optional(
+            Type.String({ description: '"*" = only if present; "<version>" = compare-and-set' }),
+          ),
+          "if-none-match": Type.Optional(Type.String({ description: '"*" = only if absent' })),
+        }),
+        response: {
+          200: { description: "Replaced", headers: Type.Object(entryHeaders), type: "null" },
+          201: { description: "Created", headers: Type.Object(entryHeaders), type: "null" },
+          400: ErrorSchema,
+          412: ErrorSchema,
+          413: ErrorSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { kvm } = request.params as { kvm: string };
+      const key = keyFromRequest(request);
+      const condition = parseCondition(request.headers);
+      const ttl = parseTtlSeconds(request.headers["x-kvm-ttl"]);
+      const body = request.body;
+      const value = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+      const result = await repository.putEntry(kvm, key, value, ttl, condition);
+      metrics.operations.inc({ operation: "put", result: result.outcome });
+      if (result.outcome === "precondition_failed") {
+        throw new HttpError(
+          412,
+          "precondition_failed",
+          condition.kind === "absent"
+            ? "the entry already exists"
+            : "the entry is absent or has another version",
+        );
+      }
+      reply.header("etag", etag(result.version));
+      if (result.expiresAt !== null) reply.header("x-kvm-expires-at", String(result.expiresAt));
+      return reply.code(result.outcome === "created" ? 201 : 200).send();
+    },
+  );
+
+  app.delete(
+    ENTRY_ROUTE,
+    {
+      schema: {
+        summary: "Delete an entry (204 also when absent)",
+        tags: ["data plane"],
+        params,
+        headers: Type.Object({
+          "if-match": Type.Optional(
+            Type.String({ description: '"*" or "<version>": delete only if it matches' }),
+          ),
+        }),
+        response: { 204: { description: "Deleted or absent", type: "null" }, 412: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const { kvm } = request.params as { kvm: string };
+      const key = keyFromRequest(request);
+      const condition = parseCondition(request.headers, false);
+      const outcome = await repository.deleteEntry(kvm, key, condition);
+      metrics.operations.inc({ operation: "delete", result: outcome });
+      if (outcome === "precondition_failed") {
+        throw new HttpError(412, "precondition_failed", "the entry is absent or has another version");
+      }
+      return reply.code(204).send();
+    },
+  );
+}

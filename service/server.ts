@@ -1,0 +1,93 @@
+// `envoy-kvm service`: config → database (given, or embedded) → schema check → app → listen → graceful stop.
+import pg from "pg";
+import pino from "pino";
+import type { FastifyInstance } from "fastify";
+import { assertAuthConfigured, loadConfig, type ServiceConfig } from "./config.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.ts";
+import { migrateUp, migrationStatus, schemaProblem } from "./migrate.ts";
+import { buildApp } from "./app.ts";
+
+export interface RunningService {
+  app: FastifyInstance;
+  config: ServiceConfig;
+  url: string;
+  databaseUrl: string;
+  embedded: EmbeddedDatabase | null;
+  stop(): Promise<void>;
+}
+
+export async function startService(env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
+  const config = loadConfig(env);
+  assertAuthConfigured(config);
+  const log = pino({ level: config.logLevel });
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === null) {
+    log.info(
+      { dataDir: config.embeddedDataDir },
+      "DATABASE_URL is not set: starting the embedded PostgreSQL",
+    );
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.embeddedDataDir,
+      port: config.embeddedPort,
+      onLog: (line) => log.debug({ postgres: line }),
+    });
+    databaseUrl = embedded.url;
+    log.info(
+      { dataDir: embedded.dataDir, port: embedded.port, fresh: embedded.created },
+      `embedded PostgreSQL ready; data persists in ${embedded.dataDir}`,
+    );
+    // The embedded database belongs to this process: migrate it without asking.
+    const applied = await migrateUp(databaseUrl);
+    if (applied.length > 0) log.info({ applied }, "applied migrations");
+  }
+
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: config.poolMax });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on("error", (err) => log.warn({ err }, "idle PostgreSQL connection failed"));
+  try {
+    const status = await migrationStatus(pool);
+    const problem = schemaProblem(status);
+    if (problem !== null) throw new Error(problem);
+    if (status.unknown.length > 0) {
+      log.warn(
+        { unknown: status.unknown },
+        "the database has migrations this envoy-kvm does not know (newer schema)",
+      );
+    }
+  } catch (err) {
+    await pool.end();
+    await embedded?.stop();
+    throw err;
+  }
+
+  const app = await buildApp({ config, pool });
+  if (config.insecure) {
+    app.log.warn(
+      config.dataTokens.length === 0 || config.adminTokens.length === 0
+        ? "INSECURE local mode: planes without configured tokens accept requests without authentication"
+        : "KVM_INSECURE is set but tokens are configured: they are enforced",
+    );
+  }
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    // Fastify's close stops accepting, lets in-flight requests finish, then runs onClose (purge stop).
+    stopping ??= (async () => {
+      await app.close();
+      await pool.end();
+      await embedded?.stop();
+    })();
+    return stopping;
+  };
+  try {
+    const url = await app.listen({ host: config.host, port: config.port });
+    app.log.info(
+      { url, database: embedded === null ? "DATABASE_URL" : `embedded (${embedded.dataDir})` },
+      `envoy-kvm service listening on ${url}`,
+    );
+    return { app, config, url, databaseUrl, embedded, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
