@@ -1,0 +1,34 @@
+// Public API of the Node proxy-wasm host: runs a compiled proxy-wasm module the way Envoy 1.35+ does.
+export {
+  WasmResult,
+  LogLevel,
+  FilterHeadersStatus,
+  FilterDataStatus,
+  MapType,
+  BufferType,
+  MetricType,
+  StreamType,
+  DEFAULT_BUFFER_LIMIT_BYTES,
+} from "./abi.ts";
+export { ManualClock, systemClock, type Clock } from "./clock.ts";
+export { SharedData, sharedDataFor, dropSharedData } from "./shared-data.ts";
+export { encodePairs, decodePairs, encodeStringPairs } from "./pairs.ts";
+export { checkLink, parseModule } from "./link.ts";
+export {
+  startPlugin,
+  Plugin,
+  Worker,
+  PluginStartError,
+  type PluginOptions,
+  type HttpContextOptions,
+  type LogEntry,
+} from "./plugin.ts";
+export {
+  StreamStalledError,
+  StreamResetError,
+  type HttpRequest,
+  type HttpResult,
+  type Upstream,
+  type UpstreamAnswer,
+} from "./stream.ts";
+export type { ClusterHandler, ClusterResponse } from "./vm.ts";

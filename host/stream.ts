@@ -1,0 +1,469 @@
+// Envoy's HTTP connection manager path for one request through this filter and the router, as
+// source/common/http/filter_manager.cc drives it:
+// - decode: headers, then body chunks. A filter that returned StopIteration on headers keeps getting
+//   body callbacks while the headers wait; StopAllIteration* stops the body callbacks too and the
+//   filter manager buffers the body until the filter continues, then hands the whole buffered body
+//   to this filter's on_request_body (iterate_from_current_filter_). StopIterationAndBuffer on a body
+//   callback buffers it (above the buffer limit: 413 local reply, details request_payload_too_large);
+//   a later Continue sends the held headers and everything buffered (commonContinue).
+// - sendLocalReply before the response started runs the reply through the encoder filters — this
+//   filter's on_response_* included — except for the 503 wasm_fail_stream reply of a failed VM
+//   (Context::encodeHeaders skips the VM once failure_local_reply_sent_). A local reply while the
+//   upstream response is being encoded replaces it directly (sendDirectLocalReply); after the response
+//   headers were sent the stream is reset.
+// - a paused stream waits for proxy_continue_stream, a local reply or an http callout's answer;
+//   with none of them pending it would wait forever in Envoy, so here the request rejects with a
+//   "stream stalled" error.
+import { randomUUID } from "node:crypto";
+import { FilterDataStatus, FilterHeadersStatus } from "./abi.ts";
+import type { LocalReply, StreamContext } from "./context.ts";
+import { HeaderMap, toLatin1 } from "./header-map.ts";
+import type { Vm } from "./vm.ts";
+
+export interface HttpRequest {
+  method?: string;
+  path: string;
+  authority?: string;
+  scheme?: string;
+  headers?: [string, string][];
+  body?: Uint8Array | string;
+  /** The body as separate data frames (no content-length is added). */
+  chunks?: Uint8Array[];
+  routeName?: string;
+  /** Property overrides: exact NUL-separated paths → raw values. */
+  properties?: Record<string, string | Uint8Array>;
+  /** Filter state set by earlier filters: keys as given to proxy_set_property (stored as "wasm.<key>"). */
+  filterState?: Record<string, string | Uint8Array>;
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  headers?: [string, string][];
+  body?: Uint8Array | string;
+}
+
+export type Upstream = (r: {
+  headers: [string, string][];
+  body: Buffer;
+}) => Promise<UpstreamAnswer> | UpstreamAnswer;
+
+export interface HttpResult {
+  status: number;
+  /** Response headers as the client gets them, without ":status". */
+  headers: [string, string][];
+  body: Buffer;
+  localReply?: { details: string };
+  /** What reached the upstream (absent when the request never went upstream). */
+  upstreamRequest?: { headers: [string, string][]; body: Buffer };
+  streamId: number;
+}
+
+export class StreamStalledError extends Error {}
+export class StreamResetError extends Error {}
+
+type Which = "request" | "response";
+
+/** The response Envoy's sendLocalReply encodes (Utility::prepareLocalReply, then modify_headers). */
+export function localReplyHeaders(reply: LocalReply): HeaderMap {
+  const headers = new HeaderMap();
+  headers.add(":status", String(reply.statusCode));
+  headers.add("content-length", String(reply.body.length));
+  if (reply.body.length > 0) headers.add("content-type", "text/plain");
+  for (const [k, v] of reply.headers) headers.add(k, v);
+  return headers;
+}
+
+/** Filter-manager state of one direction for this filter. */
+interface Direction {
+  /** Iteration state after the headers callback. */
+  headers: "continue" | "stopSingle" | "stopAll";
+  stopAllBuffers: boolean; // StopAllIterationAndBuffer (limit → 413/500) vs …AndWatermark (flow control)
+  dataStopped: boolean; // a body callback stopped iteration
+  headersSent: boolean;
+  eosSent: boolean;
+  observedEos: boolean;
+  sentHeaders: HeaderMap | undefined;
+  forwarded: Buffer[];
+}
+
+function newDirection(): Direction {
+  return {
+    headers: "continue",
+    stopAllBuffers: false,
+    dataStopped: false,
+    headersSent: false,
+    eosSent: false,
+    observedEos: false,
+    sentHeaders: undefined,
+    forwarded: [],
+  };
+}
+
+export class HttpDriver {
+  private readonly req = newDirection();
+  private resp = newDirection();
+  private phase: "decode" | "encode" = "decode";
+  private localReply: LocalReply | undefined;
+  private localReplyEncoded = false;
+
+  constructor(
+    private readonly vm: Vm,
+    private readonly stream: StreamContext,
+    private readonly bufferLimit: number,
+  ) {}
+
+  async run(request: HttpRequest, upstream: Upstream): Promise<HttpResult> {
+    try {
+      const { headers, chunks } = buildRequest(request);
+      await this.decode(headers, chunks);
+      if (this.localReply) {
+        await this.encodeLocalReply();
+        return this.finish();
+      }
+      const answer = await upstream({
+        headers: (this.req.sentHeaders ?? headers).toPairs(),
+        body: Buffer.concat(this.req.forwarded),
+      });
+      const respHeaders = new HeaderMap();
+      respHeaders.add(":status", String(answer.status));
+      for (const [k, v] of answer.headers ?? []) respHeaders.add(toLatin1(k), toLatin1(v));
+      const body = toBody(answer.body);
+      if (!respHeaders.has("content-length") && !respHeaders.has("transfer-encoding")) {
+        respHeaders.add("content-length", String(body.length));
+      }
+      this.stream.responseCode = answer.status;
+      this.stream.responseCodeDetails = "via_upstream";
+      await this.encode(respHeaders, body.length > 0 ? [body] : []);
+      if (this.localReply && !this.localReplyEncoded) await this.encodeLocalReply();
+      return this.finish();
+    } finally {
+      this.vm.completeStream(this.stream);
+    }
+  }
+
+  private finish(): HttpResult {
+    const headers = this.resp.sentHeaders ?? new HeaderMap();
+    const result: HttpResult = {
+      status: Number(headers.get(":status") ?? "0"),
+      headers: headers.toPairs().filter(([k]) => k !== ":status"),
+      body: Buffer.concat(this.resp.forwarded),
+      streamId: this.stream.id,
+    };
+    if (this.localReply) {
+      result.localReply = { details: this.localReply.details };
+    } else if (this.req.sentHeaders) {
+      result.upstreamRequest = {
+        headers: this.req.sentHeaders.toPairs(),
+        body: Buffer.concat(this.req.forwarded),
+      };
+    }
+    return result;
+  }
+
+  // ------------------------------------------------------------------ shared helpers
+
+  private dir(which: Which): Direction {
+    return which === "request" ? this.req : this.resp;
+  }
+
+  private buffered(which: Which): Buffer | undefined {
+    return which === "request" ? this.stream.requestBuffered : this.stream.responseBuffered;
+  }
+
+  private setBuffered(which: Which, b: Buffer | undefined): void {
+    if (which === "request") this.stream.requestBuffered = b;
+    else this.stream.responseBuffered = b;
+  }
+
+  private appendBuffered(which: Which, data: Buffer): void {
+    this.setBuffered(which, Buffer.concat([this.buffered(which) ?? Buffer.alloc(0), data]));
+  }
+
+  private callHeaders(which: Which, headers: HeaderMap, eos: boolean): number {
+    return which === "request"
+      ? this.vm.onRequestHeaders(this.stream, headers, eos)
+      : this.vm.onResponseHeaders(this.stream, headers, eos);
+  }
+
+  private callBody(which: Which, data: Buffer, eos: boolean): { status: number; chunk: Buffer } {
+    return which === "request"
+      ? this.vm.onRequestBody(this.stream, data, eos)
+      : this.vm.onResponseBody(this.stream, data, eos);
+  }
+
+  private sendHeaders(which: Which, eos: boolean): void {
+    const d = this.dir(which);
+    if (d.headersSent) return;
+    d.headersSent = true;
+    const source = which === "request" ? this.stream.requestHeaders : this.stream.responseHeaders;
+    d.sentHeaders = (source ?? new HeaderMap()).clone();
+    if (eos) d.eosSent = true;
+  }
+
+  /** FilterManager::commonHandleAfterHeadersCallback. */
+  private afterHeaders(which: Which, status: number, eos: boolean): void {
+    const d = this.dir(which);
+    if (status === FilterHeadersStatus.Continue) {
+      this.sendHeaders(which, eos);
+    } else if (status === FilterHeadersStatus.ContinueAndEndStream) {
+      this.sendHeaders(which, true);
+    } else if (status === FilterHeadersStatus.StopIteration) {
+      d.headers = "stopSingle";
+    } else {
+      d.headers = "stopAll";
+      d.stopAllBuffers = status === FilterHeadersStatus.StopAllIterationAndBuffer;
+    }
+  }
+
+  /** FilterManager::commonHandleAfterDataCallback; `chunk` is what the module left of the new data. */
+  private afterData(which: Which, status: number, chunk: Buffer, eos: boolean): void {
+    const d = this.dir(which);
+    if (status === FilterDataStatus.Continue) {
+      if (d.headers !== "continue" || d.dataStopped) {
+        this.appendBuffered(which, chunk);
+        this.commonContinue(which);
+      } else {
+        d.forwarded.push(chunk);
+        if (eos) d.eosSent = true;
+      }
+    } else if (status === FilterDataStatus.StopIterationNoBuffer) {
+      d.dataStopped = true; // the data is not kept
+    } else {
+      d.dataStopped = true;
+      this.appendBuffered(which, chunk);
+    }
+  }
+
+  /** ActiveStreamFilterBase::commonContinue: held headers, then everything buffered, move on. */
+  private commonContinue(which: Which): void {
+    const d = this.dir(which);
+    const buffered = this.buffered(which);
+    this.sendHeaders(which, d.observedEos && buffered === undefined);
+    if (buffered !== undefined) {
+      d.forwarded.push(buffered);
+      this.setBuffered(which, undefined);
+      if (d.observedEos) d.eosSent = true;
+    }
+    d.headers = "continue";
+    d.dataStopped = false;
+    if (which === "request") this.stream.bufferingRequestBody = false;
+    else this.stream.bufferingResponseBody = false;
+  }
+
+  /** Buffered body above per_connection_buffer_limit_bytes while not streaming. */
+  private checkLimit(which: Which): boolean {
+    if ((this.buffered(which)?.length ?? 0) <= this.bufferLimit) return false;
+    // ActiveStreamDecoderFilter::requestDataTooLarge / ActiveStreamEncoderFilter::responseDataTooLarge.
+    this.raiseLocalReply(
+      which === "request"
+        ? {
+            statusCode: 413,
+            details: "request_payload_too_large",
+            body: Buffer.from("Payload Too Large"),
+            headers: [],
+            grpcStatus: -1,
+          }
+        : {
+            statusCode: 500,
+            details: "response_payload_too_large",
+            body: Buffer.from("Internal Server Error"),
+            headers: [],
+            grpcStatus: -1,
+          },
+    );
+    return true;
+  }
+
+  /** Delivers one data frame to this filter (or to the filter manager's buffer while stopped-all). */
+  private deliverData(which: Which, data: Buffer, eos: boolean): boolean {
+    const d = this.dir(which);
+    if (eos) d.observedEos = true;
+    if (d.eosSent) return false; // ContinueAndEndStream already ended this direction
+    if (d.headers === "stopAll") {
+      this.appendBuffered(which, data);
+      return d.stopAllBuffers && this.checkLimit(which);
+    }
+    const r = this.callBody(which, data, eos);
+    this.afterData(which, r.status, r.chunk, eos);
+    return r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which);
+  }
+
+  /** Resumes a direction after proxy_continue_stream. Returns true if the direction ended. */
+  private resume(which: Which): boolean {
+    const d = this.dir(which);
+    if (d.headers === "stopAll") {
+      // Headers go on; the body the filter manager held meanwhile is handed to this filter's body
+      // callback in one piece, starting from the current filter (iterate_from_current_filter_).
+      const buffered = this.buffered(which);
+      this.setBuffered(which, undefined);
+      this.sendHeaders(which, d.observedEos && buffered === undefined);
+      d.headers = "continue";
+      if (buffered !== undefined) {
+        const r = this.callBody(which, buffered, d.observedEos);
+        this.afterData(which, r.status, r.chunk, d.observedEos);
+        return r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which);
+      }
+      return false;
+    }
+    if (d.headers === "stopSingle" || d.dataStopped) this.commonContinue(which);
+    return false;
+  }
+
+  private raiseLocalReply(reply: LocalReply): void {
+    if (this.localReply) return;
+    this.localReply = reply;
+    this.stream.localReply ??= reply;
+    this.stream.responseCode = reply.statusCode;
+    this.stream.responseCodeDetails = reply.details;
+    if (this.phase === "encode") {
+      if (this.resp.headersSent) {
+        throw new StreamResetError(
+          `local reply (${reply.details}) after the response headers were sent: Envoy resets the stream`,
+        );
+      }
+      // sendDirectLocalReply: the reply replaces the response without passing the encoder filters.
+      this.resp = newDirection();
+      this.resp.sentHeaders = localReplyHeaders(reply);
+      this.resp.headersSent = true;
+      this.resp.eosSent = true;
+      this.resp.forwarded = [reply.body];
+      this.localReplyEncoded = true;
+    }
+  }
+
+  /**
+   * Applies what the module asked for in the callbacks so far (Envoy runs these as after-VM-call
+   * actions). Returns true when the current direction has ended (local reply).
+   */
+  private applyActions(which: Which): boolean {
+    const s = this.stream;
+    if (s.resetRequested) {
+      throw new StreamResetError(
+        `stream reset by the filter (proxy_close_stream), details ${s.responseCodeDetails}`,
+      );
+    }
+    if (s.localReply && !this.localReply) this.raiseLocalReply(s.localReply);
+    if (this.localReply) return true;
+    if (which === "request" && s.continueRequestRequested) {
+      s.continueRequestRequested = false;
+      if (this.resume("request")) return true;
+    }
+    if (which === "response" && s.continueResponseRequested) {
+      s.continueResponseRequested = false;
+      if (this.resume("response")) return true;
+    }
+    return this.localReply !== undefined;
+  }
+
+  private async waitUntilSent(which: Which): Promise<void> {
+    const d = this.dir(which);
+    for (;;) {
+      if (this.applyActions(which)) return;
+      if (d.headersSent && d.eosSent) return;
+      const next = this.vm.nextSettledCallout();
+      if (next) {
+        this.vm.dispatchCallout(await next);
+        continue;
+      }
+      const why =
+        this.vm.failed && !this.vm.core.failOpen
+          ? `the VM failed (${this.vm.failMessage ?? "trap"}) while it was paused`
+          : "nothing can resume it: no proxy_continue_stream, local reply or pending http callout";
+      const state = d.headers !== "continue" ? `headers ${d.headers}` : "body stopped";
+      throw new StreamStalledError(`stream stalled: the ${which} is paused (${state}) and ${why}`);
+    }
+  }
+
+  private async run_direction(which: Which, headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+    const d = this.dir(which);
+    const eosOnHeaders = chunks.length === 0;
+    if (eosOnHeaders) d.observedEos = true;
+    this.afterHeaders(which, this.callHeaders(which, headers, eosOnHeaders), eosOnHeaders);
+    if (this.applyActions(which)) return;
+    for (let i = 0; i < chunks.length; i++) {
+      if (this.deliverData(which, chunks[i], i === chunks.length - 1)) return;
+      if (this.applyActions(which)) return;
+    }
+    await this.waitUntilSent(which);
+  }
+
+  private async decode(headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+    this.phase = "decode";
+    await this.run_direction("request", headers, chunks);
+  }
+
+  private async encode(headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+    this.phase = "encode";
+    this.resp = newDirection();
+    await this.run_direction("response", headers, chunks);
+  }
+
+  /** sendLocalReplyViaFilterChain: the reply passes this filter's encode callbacks. */
+  private async encodeLocalReply(): Promise<void> {
+    const reply = this.localReply;
+    if (!reply || this.localReplyEncoded) return;
+    this.localReplyEncoded = true;
+    this.phase = "encode";
+    this.resp = newDirection();
+    const headers = localReplyHeaders(reply);
+    const chunks = reply.body.length > 0 ? [reply.body] : [];
+    const d = this.resp;
+    const eosOnHeaders = chunks.length === 0;
+    if (eosOnHeaders) d.observedEos = true;
+    this.afterHeaders("response", this.callHeaders("response", headers, eosOnHeaders), eosOnHeaders);
+    // A second local reply from the encode callbacks of a local reply is ignored here.
+    for (const chunk of chunks) {
+      if (this.stream.resetRequested) break;
+      this.deliverData("response", chunk, true);
+    }
+    await this.waitLocalReplyEncoded();
+  }
+
+  private async waitLocalReplyEncoded(): Promise<void> {
+    const d = this.resp;
+    for (;;) {
+      const s = this.stream;
+      if (s.resetRequested) throw new StreamResetError("stream reset by the filter (proxy_close_stream)");
+      if (s.continueResponseRequested) {
+        s.continueResponseRequested = false;
+        this.resume("response");
+      }
+      if (d.headersSent && d.eosSent) return;
+      const next = this.vm.nextSettledCallout();
+      if (next) {
+        this.vm.dispatchCallout(await next);
+        continue;
+      }
+      throw new StreamStalledError(
+        "stream stalled: the local reply's response is paused and nothing can resume it",
+      );
+    }
+  }
+}
+
+function toBody(body: Uint8Array | string | undefined): Buffer {
+  if (body === undefined) return Buffer.alloc(0);
+  return typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body);
+}
+
+/** The request as Envoy's connection manager hands it to the first filter. */
+function buildRequest(request: HttpRequest): { headers: HeaderMap; chunks: Buffer[] } {
+  const headers = new HeaderMap();
+  headers.add(":authority", toLatin1(request.authority ?? "example.com"));
+  headers.add(":path", toLatin1(request.path));
+  headers.add(":method", toLatin1(request.method ?? "GET"));
+  headers.add(":scheme", toLatin1(request.scheme ?? "http"));
+  for (const [k, v] of request.headers ?? []) headers.add(toLatin1(k), toLatin1(v));
+  let chunks: Buffer[];
+  if (request.chunks !== undefined) {
+    chunks = request.chunks.filter((c) => c.length > 0).map((c) => Buffer.from(c));
+  } else {
+    const body = toBody(request.body);
+    chunks = body.length > 0 ? [body] : [];
+    if (body.length > 0 && !headers.has("content-length")) headers.add("content-length", String(body.length));
+  }
+  // ConnectionManagerUtility::mutateRequestHeaders runs before the filters.
+  if (!headers.has("x-forwarded-proto")) headers.add("x-forwarded-proto", toLatin1(request.scheme ?? "http"));
+  if (!headers.has("x-request-id")) headers.add("x-request-id", randomUUID());
+  return { headers, chunks };
+}
