@@ -53,9 +53,13 @@ async function run(
   }
 }
 
-/** Applies every pending migration; returns the names applied (empty when already current). */
-export function migrateUp(databaseUrl: string, logger: MigrationLogger = quiet): Promise<string[]> {
-  return run(databaseUrl, "up", Infinity, logger);
+/** Applies pending migrations (all, or the next `count`); returns the names applied (empty when current). */
+export function migrateUp(
+  databaseUrl: string,
+  count = Infinity,
+  logger: MigrationLogger = quiet,
+): Promise<string[]> {
+  return run(databaseUrl, "up", count, logger);
 }
 
 /** Reverts the last `count` applied migrations. */

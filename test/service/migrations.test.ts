@@ -1,0 +1,159 @@
+// Each migration: up, down, up again, data kept, and safe to re-run. Plus the schema gate in front of serving.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import {
+  MIGRATIONS_DIR,
+  MIGRATIONS_TABLE,
+  knownMigrations,
+  migrateDown,
+  migrateUp,
+  migrationStatus,
+  schemaProblem,
+} from "../../service/migrate.ts";
+import { startService } from "../../service/server.ts";
+import { createTestDatabase, startTestApp, type TestDatabase } from "./helpers.ts";
+
+let db: TestDatabase;
+
+before(async () => {
+  db = await createTestDatabase();
+});
+after(async () => {
+  await db?.drop();
+});
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const exists = (url: string, relation: string) =>
+  withClient(url, async (c) => (await c.query("SELECT to_regclass($1) AS r", [relation])).rows[0].r !== null);
+
+const rows = (url: string) =>
+  withClient(url, async (c) =>
+    (await c.query<{ key: Buffer; value: Buffer }>("SELECT key, value FROM kvm_data ORDER BY key")).rows.map(
+      (r) => `${r.key.toString()}=${r.value.toString()}`,
+    ),
+  );
+
+const insert = (url: string, key: string) =>
+  withClient(url, (c) =>
+    c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', $1, $2)", [
+      Buffer.from(key),
+      Buffer.from("v"),
+    ]),
+  );
+
+/** The "-- Up Migration" part of a migration file, to run it a second time by hand. */
+function upSql(name: string): string {
+  const text = readFileSync(path.join(MIGRATIONS_DIR, `${name}.sql`), "utf8");
+  return text.slice(0, text.indexOf("-- Down Migration"));
+}
+
+test("the migrations this build knows, in order", () => {
+  assert.deepEqual(knownMigrations(), ["0001_create-kvm-data", "0002_kvm-data-expiry-index"]);
+});
+
+describe("0001_create-kvm-data", () => {
+  test("up creates kvm_data, re-running it keeps the data, down drops it, up again recreates it", async () => {
+    const url = await db.createSibling();
+    assert.deepEqual(await migrateUp(url, 1), ["0001_create-kvm-data"]);
+    assert.equal(await exists(url, "kvm_data"), true);
+    assert.equal(await exists(url, "kvm_data_version_seq"), true);
+    await insert(url, "a");
+    await withClient(url, (c) => c.query(upSql("0001_create-kvm-data")));
+    assert.deepEqual(await rows(url), ["a=v"]);
+
+    assert.deepEqual(await migrateDown(url, 1), ["0001_create-kvm-data"]);
+    assert.equal(await exists(url, "kvm_data"), false);
+    assert.equal(await exists(url, "kvm_data_version_seq"), false);
+
+    assert.deepEqual(await migrateUp(url, 1), ["0001_create-kvm-data"]);
+    await insert(url, "b");
+    assert.deepEqual(await rows(url), ["b=v"]);
+  });
+});
+
+describe("0002_kvm-data-expiry-index", () => {
+  test("up, down, up again: the index comes and goes, the data stays", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 1);
+    await insert(url, "kept-1");
+    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
+    await insert(url, "kept-2");
+
+    assert.deepEqual(await migrateDown(url, 1), ["0002_kvm-data-expiry-index"]);
+    assert.equal(await exists(url, "kvm_data_expires_at_idx"), false);
+    assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
+
+    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
+    await withClient(url, (c) => c.query(upSql("0002_kvm-data-expiry-index")));
+    assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
+  });
+});
+
+describe("schema gate", () => {
+  test("migrate up on a current schema applies nothing", async () => {
+    const url = await db.createSibling();
+    assert.equal((await migrateUp(url)).length, 2);
+    assert.deepEqual(await migrateUp(url), []);
+  });
+
+  test("status lists applied, pending and unknown (newer) migrations", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 1);
+    let status = await withClient(url, (c) => migrationStatus(c));
+    assert.deepEqual(status, {
+      applied: ["0001_create-kvm-data"],
+      pending: ["0002_kvm-data-expiry-index"],
+      unknown: [],
+    });
+    assert.match(
+      schemaProblem(status) ?? "",
+      /pending migrations: 0002_kvm-data-expiry-index.*run `envoy-kvm migrate up`/,
+    );
+
+    await migrateUp(url);
+    await withClient(url, (c) =>
+      c.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, run_on) VALUES ('9999_from-a-newer-version', now())`),
+    );
+    status = await withClient(url, (c) => migrationStatus(c));
+    assert.deepEqual(status.unknown, ["9999_from-a-newer-version"]);
+    assert.equal(schemaProblem(status), null);
+  });
+
+  test("the service refuses to serve an older schema and names the command to run", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 1);
+    await assert.rejects(
+      startService({ DATABASE_URL: url, KVM_INSECURE: "1", PORT: "0", LOG_LEVEL: "silent" }),
+      /database schema is older than this envoy-kvm.*envoy-kvm migrate up/,
+    );
+  });
+
+  test("/readyz is 503 schema_outdated while a migration is missing, 200 once applied", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 1);
+    const t = await startTestApp(url, {}, { migrate: false });
+    try {
+      const res = await t.app.inject({ method: "GET", url: "/readyz" });
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.json().error, "schema_outdated");
+      await migrateUp(url);
+      assert.equal((await t.app.inject({ method: "GET", url: "/readyz" })).statusCode, 200);
+    } finally {
+      await t.close();
+    }
+  });
+});
