@@ -239,12 +239,13 @@ describe("conditional writes", () => {
 
   test("malformed preconditions are 400 invalid_precondition", async () => {
     const url = entryUrl("cond", "bad");
-    for (const headers of [
+    const cases: Record<string, string>[] = [
       { "if-match": "abc" },
       { "if-match": '"1", "2"' },
       { "if-none-match": '"5"' },
       { "if-match": "*", "if-none-match": "*" },
-    ]) {
+    ];
+    for (const headers of cases) {
       const res = await put(url, "x", headers);
       assert.equal(res.statusCode, 400, JSON.stringify(headers));
       assert.equal(res.json().error, "invalid_precondition");
