@@ -38,10 +38,12 @@ export class JsonValue {
   // The member named `key`; with duplicate keys the last one wins, as with JSON.parse.
   get(key: string): JsonValue | null {
     if (this.kind != JsonKind.Object) return null;
-    for (let i = this.keys.length - 1; i >= 0; i--) {
-      if (this.keys[i] == key) return this.values[i];
+    let found = -1;
+    for (let i = this.keys.length - 1; i >= 0 && found < 0; i--) {
+      if (this.keys[i] == key) found = i;
     }
-    return null;
+    if (found < 0) return null;
+    return this.values[found];
   }
 }
 
@@ -113,7 +115,8 @@ class Parser {
       if (depth >= MAX_JSON_DEPTH) {
         return this.fail(this.pos, "nesting deeper than " + MAX_JSON_DEPTH.toString() + " levels");
       }
-      return c == <i32>CHAR_OPEN_BRACE ? this.parseObject(depth + 1) : this.parseArray(depth + 1);
+      if (c == <i32>CHAR_OPEN_BRACE) return this.parseObject(depth + 1);
+      return this.parseArray(depth + 1);
     }
     if (c == <i32>CHAR_QUOTE) {
       const start = this.pos;
@@ -155,39 +158,46 @@ class Parser {
       v.end = this.pos;
       return v;
     }
-    while (true) {
-      this.skipWhitespace();
-      if (this.at(this.pos) != <i32>CHAR_QUOTE) {
-        if (this.pos >= this.bytes.length) return this.unexpected();
-        return this.fail(this.pos, "expected a string key");
-      }
-      const key = this.parseString();
-      if (key == null) return null;
-      this.skipWhitespace();
-      if (this.at(this.pos) != <i32>CHAR_COLON) {
-        if (this.pos >= this.bytes.length) return this.unexpected();
-        return this.fail(this.pos, "expected ':' after an object key");
-      }
-      this.pos++;
-      const member = this.parseValue(depth);
-      if (member == null) return null;
-      v.keys.push(<string>key);
-      v.values.push(member);
+    while (this.errorOffset < 0) {
+      if (!this.parseMember(v, depth)) return null;
       this.skipWhitespace();
       const c = this.at(this.pos);
-      if (c == <i32>CHAR_COMMA) {
-        this.pos++;
-        continue;
-      }
       if (c == <i32>CHAR_CLOSE_BRACE) {
         this.pos++;
         v.end = this.pos;
         return v;
       }
-      if (c < 0) return this.unexpected();
-      return this.fail(this.pos, "expected ',' or '}' in an object");
+      if (c != <i32>CHAR_COMMA) {
+        if (c < 0) return this.unexpected();
+        return this.fail(this.pos, "expected ',' or '}' in an object");
+      }
+      this.pos++;
     }
-    return null; // unreachable; the loop only exits through returns
+    return null;
+  }
+
+  // `"key": value`, appended to `object`.
+  parseMember(object: JsonValue, depth: i32): bool {
+    this.skipWhitespace();
+    if (this.at(this.pos) != <i32>CHAR_QUOTE) {
+      if (this.pos >= this.bytes.length) this.unexpected();
+      else this.fail(this.pos, "expected a string key");
+      return false;
+    }
+    const key = this.parseString();
+    if (key == null) return false;
+    this.skipWhitespace();
+    if (this.at(this.pos) != <i32>CHAR_COLON) {
+      if (this.pos >= this.bytes.length) this.unexpected();
+      else this.fail(this.pos, "expected ':' after an object key");
+      return false;
+    }
+    this.pos++;
+    const member = this.parseValue(depth);
+    if (member == null) return false;
+    object.keys.push(<string>key);
+    object.values.push(member);
+    return true;
   }
 
   parseArray(depth: i32): JsonValue | null {
@@ -199,25 +209,29 @@ class Parser {
       v.end = this.pos;
       return v;
     }
-    while (true) {
-      const item = this.parseValue(depth);
-      if (item == null) return null;
-      v.items.push(item);
+    while (this.errorOffset < 0) {
+      if (!this.parseItem(v, depth)) return null;
       this.skipWhitespace();
       const c = this.at(this.pos);
-      if (c == <i32>CHAR_COMMA) {
-        this.pos++;
-        continue;
-      }
       if (c == <i32>CHAR_CLOSE_BRACKET) {
         this.pos++;
         v.end = this.pos;
         return v;
       }
-      if (c < 0) return this.unexpected();
-      return this.fail(this.pos, "expected ',' or ']' in an array");
+      if (c != <i32>CHAR_COMMA) {
+        if (c < 0) return this.unexpected();
+        return this.fail(this.pos, "expected ',' or ']' in an array");
+      }
+      this.pos++;
     }
-    return null; // unreachable
+    return null;
+  }
+
+  parseItem(array: JsonValue, depth: i32): bool {
+    const item = this.parseValue(depth);
+    if (item == null) return false;
+    array.items.push(item);
+    return true;
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -323,7 +337,8 @@ function hexValue(c: i32): i32 {
 
 function describeByte(c: i32): string {
   if (c >= 0x21 && c <= 0x7e) return "'" + String.fromCharCode(c) + "'";
-  return "0x" + (c < 16 ? "0" : "") + c.toString(16);
+  if (c < 16) return "0x0" + c.toString(16);
+  return "0x" + c.toString(16);
 }
 
 function asciiText(bytes: Uint8Array, start: i32, end: i32): string {

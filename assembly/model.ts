@@ -68,7 +68,7 @@ export class Operation {
 
 // The `kvm_service` block: how the `cluster` policy reaches the KVM service.
 export class KvmService {
-  cluster: string = ""; // Envoy cluster name (required)
+  cluster: string = "kvm_service"; // Envoy cluster name of the KVM service
   authority: string = "kvm-service"; // :authority of callouts
   pathPrefix: string = "/v1"; // prefix of the data-plane API paths
   timeoutMs: u32 = 1000; // callout timeout (0 is not allowed: Envoy would wait forever)
