@@ -283,6 +283,14 @@ export class HttpDriver {
       this.appendBuffered(which, data);
       return d.stopAllBuffers && this.checkLimit(which);
     }
+    const buffering =
+      which === "request" ? this.stream.bufferingRequestBody : this.stream.bufferingResponseBody;
+    if (buffering && (this.buffered(which)?.length ?? 0) + data.length > this.bufferLimit) {
+      // Context::decodeData adds the data to the filter manager's buffer first; crossing the limit
+      // sends the 413 right there and the VM is not called for this data.
+      this.appendBuffered(which, data);
+      return this.checkLimit(which);
+    }
     const r = this.callBody(which, data, eos);
     this.afterData(which, r.status, r.chunk, eos);
     return r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which);
