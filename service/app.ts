@@ -126,6 +126,16 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       .send({ error: "not_found", message: `no route for ${request.method} ${request.url.split("?")[0]}` }),
   );
 
+  // During a graceful close, answers to requests still in flight carry Connection: close, so their keep-alive
+  // sockets end with the response instead of holding the close up until the keep-alive timeout (72 s).
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
+
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });

@@ -1,0 +1,270 @@
+// The `envoy-kvm` command as users run it: `node bin/envoy-kvm.js …` in a child process.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { createTestDatabase, type TestDatabase } from "./helpers.ts";
+
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/envoy-kvm.js");
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function baseEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "info" };
+  for (const name of [
+    "DATABASE_URL",
+    "KVM_DATA_TOKENS",
+    "KVM_ADMIN_TOKENS",
+    "KVM_INSECURE",
+    "PORT",
+    "KVM_URL",
+  ]) {
+    delete env[name];
+  }
+  return { ...env, ...extra };
+}
+
+function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  input?: string,
+): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: baseEnv(env) });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+interface ServiceProcess {
+  child: ChildProcess;
+  url: string;
+  logs: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `envoy-kvm service` on a free port and resolves once its "listening" log line arrives. */
+function startServiceProcess(env: Record<string, string | undefined>): Promise<ServiceProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "service"], { env: baseEnv({ PORT: "0", ...env }) });
+    let out = "";
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    child.stderr.on("data", (d) => (out += d));
+    child.stdout.on("data", (d) => {
+      out += d;
+      for (const line of out.split("\n")) {
+        const match = /"url":"(http:\/\/[^"]+)".*envoy-kvm service listening/.exec(line);
+        if (match !== null) resolve({ child, url: match[1], logs: () => out, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`service exited (${code}) before listening:\n${out}`)));
+  });
+}
+
+let db: TestDatabase;
+
+before(async () => {
+  db = await createTestDatabase();
+});
+after(async () => {
+  await db?.drop();
+});
+
+describe("migrate", () => {
+  test("status (exit 3 while pending), up, status, down", async () => {
+    const url = await db.createSibling();
+    const pending = await runCli(["migrate", "status"], { DATABASE_URL: url });
+    assert.equal(pending.code, 3, pending.stderr);
+    assert.equal(pending.stdout, "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\n");
+    const up = await runCli(["migrate", "up"], { DATABASE_URL: url });
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.stdout, "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index\n");
+    assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).stdout, "schema is current\n");
+    const current = await runCli(["migrate", "status"], { DATABASE_URL: url });
+    assert.equal(current.code, 0);
+    const down = await runCli(["migrate", "down"], { DATABASE_URL: url });
+    assert.equal(down.stdout, "reverted: 0002_kvm-data-expiry-index\n");
+  });
+
+  test("the service refuses an unmigrated database with the command to run", async () => {
+    const url = await db.createSibling();
+    const res = await runCli(["service"], { DATABASE_URL: url, KVM_INSECURE: "1", PORT: "0" });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /database schema is older than this envoy-kvm .*run `envoy-kvm migrate up`/);
+  });
+
+  test("the service refuses to start without tokens unless KVM_INSECURE=1", async () => {
+    const res = await runCli(["service"], { DATABASE_URL: db.url, PORT: "0" });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /configuration error: KVM_DATA_TOKENS is not set/);
+  });
+});
+
+describe("service and kvm commands", () => {
+  let service: ServiceProcess;
+  let dbUrl: string;
+  const token = "admin-secret";
+  const kvm = (args: string[], input?: string) =>
+    runCli(["kvm", "--url", service.url, ...args], { KVM_ADMIN_TOKEN: token }, input);
+
+  before(async () => {
+    dbUrl = await db.createSibling();
+    assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: dbUrl })).code, 0);
+    service = await startServiceProcess({
+      DATABASE_URL: dbUrl,
+      KVM_DATA_TOKENS: "data-secret",
+      KVM_ADMIN_TOKENS: token,
+    });
+  });
+  after(async () => {
+    if (service.child.exitCode === null) {
+      service.child.kill("SIGTERM");
+      await service.exited;
+    }
+  });
+
+  test("put, get, list, delete", async () => {
+    const created = await kvm(["put", "cli", "greeting", "hello"]);
+    assert.equal(created.stdout, `created version ${await versionOf("cli", "greeting")}\n`);
+    const piped = await kvm(["put", "cli", "piped", "--ttl", "60"], "from stdin");
+    assert.match(piped.stdout, /^created version \d+\n$/);
+    assert.equal((await kvm(["get", "cli", "piped"])).stdout, "from stdin");
+    assert.equal((await kvm(["list", "cli"])).stdout, "greeting\npiped\n");
+    assert.equal((await kvm(["list"])).stdout, "cli\t2\n");
+    assert.equal((await kvm(["delete", "cli", "greeting"])).code, 0);
+    const missing = await kvm(["get", "cli", "greeting"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("a wrong token is reported, not crashed on", async () => {
+    const res = await runCli(["kvm", "--url", service.url, "--token", "nope", "list"]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /invalid bearer token \(401 unauthorized\)/);
+  });
+
+  test("import then export an apigeecli file", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const entries = Array.from({ length: 2500 }, (_, i) => ({
+        name: `k${String(i).padStart(4, "0")}`,
+        value: `v${i}`,
+      }));
+      writeFileSync(
+        path.join(dir, "in.json"),
+        JSON.stringify({ keyValueEntries: entries, nextPageToken: "" }),
+      );
+      const imported = await kvm(["import", "bulk", path.join(dir, "in.json"), "--batch-size", "1000"]);
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.equal(
+        imported.stdout,
+        "imported 2500 entries: 2500 created, 0 replaced, 0 skipped, 0 already expired\n",
+      );
+      const exported = await kvm(["export", "bulk", path.join(dir, "out.json")]);
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.equal(exported.stdout, `exported 2500 entries to ${path.join(dir, "out.json")}\n`);
+      const file = JSON.parse(readFileSync(path.join(dir, "out.json"), "utf8"));
+      assert.deepEqual(file, { keyValueEntries: entries, nextPageToken: "" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("SIGTERM: stops accepting, finishes the in-flight request, exits 0", async () => {
+    // A transaction holding the row lock keeps one PUT in flight for as long as the test wants.
+    await fetch(`${service.url}/v1/kvms/shutdown/entries/k`, {
+      method: "PUT",
+      body: "before",
+      headers: { authorization: "Bearer data-secret" },
+    });
+    const locker = new pg.Client({ connectionString: dbUrl });
+    await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query("SELECT 1 FROM kvm_data WHERE kvm_name = 'shutdown' FOR UPDATE");
+    const inflight = fetch(`${service.url}/v1/kvms/shutdown/entries/k`, {
+      method: "PUT",
+      body: "during",
+      headers: { authorization: "Bearer data-secret" },
+    });
+    const waiting = async () =>
+      (
+        await locker.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+      ).rows[0].n;
+    while ((await waiting()) === 0) await new Promise((r) => setTimeout(r, 20));
+
+    service.child.kill("SIGTERM");
+    // New connections are refused while the in-flight request still waits.
+    for (;;) {
+      const refused = await fetch(`${service.url}/healthz`).then(
+        (r) => r.status === 503,
+        () => true,
+      );
+      if (refused) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await locker.query("COMMIT");
+    await locker.end();
+    const res = await inflight;
+    assert.equal(res.status, 200);
+    assert.equal(await service.exited, 0);
+    assert.match(service.logs(), /shutting down: finishing in-flight requests/);
+  });
+
+  async function versionOf(map: string, key: string): Promise<number> {
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      const r = await c.query("SELECT version::int AS v FROM kvm_data WHERE kvm_name = $1 AND key = $2", [
+        map,
+        Buffer.from(key),
+      ]);
+      return r.rows[0]?.v ?? -1;
+    } finally {
+      await c.end();
+    }
+  }
+});
+
+describe("zero-setup default", () => {
+  test("without DATABASE_URL: embedded PostgreSQL, migrated, insecure local mode, data kept across restarts", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-embedded-"));
+    // As root, PostgreSQL runs as the `postgres` user, which must be able to enter the folder.
+    chmodSync(dir, 0o755);
+    const env = { KVM_DATA_DIR: path.join(dir, "pg") };
+    try {
+      const first = await startServiceProcess(env);
+      assert.match(first.logs(), /INSECURE local mode/);
+      assert.match(first.logs(), new RegExp(`data persists in ${path.join(dir, "pg")}`));
+      const put = await fetch(`${first.url}/v1/kvms/embedded/entries/k`, {
+        method: "PUT",
+        body: "persisted",
+      });
+      assert.equal(put.status, 201);
+      first.child.kill("SIGTERM");
+      assert.equal(await first.exited, 0);
+
+      const second = await startServiceProcess(env);
+      const get = await fetch(`${second.url}/v1/kvms/embedded/entries/k`);
+      assert.equal(await get.text(), "persisted");
+      second.child.kill("SIGTERM");
+      assert.equal(await second.exited, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
