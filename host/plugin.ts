@@ -190,7 +190,11 @@ export class Worker {
 
   initializeHttpContext(opts: HttpContextOptions = {}): number {
     const stream = this.vm.createStream(opts.routeName ?? "");
-    for (const [k, v] of Object.entries(opts.properties ?? {})) stream.overrides.set(toLatin1(k), bytesOf(v));
+    // Override keys are property paths; "." and "\0" both separate tokens (a dotted path is never
+    // a valid lookup in Envoy, so the dot form is unambiguous here).
+    for (const [k, v] of Object.entries(opts.properties ?? {})) {
+      stream.overrides.set(toLatin1(k).replaceAll(".", "\0"), bytesOf(v));
+    }
     for (const [k, v] of Object.entries(opts.filterState ?? {}))
       stream.filterState.set("wasm." + toLatin1(k), bytesOf(v));
     this.streams.set(stream.id, stream);
