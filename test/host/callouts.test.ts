@@ -74,20 +74,15 @@ test("call-time errors: unknown cluster and missing :path are BadArgument, no he
       down: null,
     },
   });
-  const res = await plugin
-    .worker()
-    .http(
-      {
-        path: "/",
-        headers: [
-          [
-            "x-probe",
-            "callout=nowhere:/:100;callout-nopath=auth;callout=down:/:100;callout=auth:/:4294967295",
-          ],
-        ],
-      },
-      okUpstream,
-    );
+  const res = await plugin.worker().http(
+    {
+      path: "/",
+      headers: [
+        ["x-probe", "callout=nowhere:/:100;callout-nopath=auth;callout=down:/:100;callout=auth:/:4294967295"],
+      ],
+    },
+    okUpstream,
+  );
   assert.equal(res.status, 200);
   assert.deepEqual(results(plugin, "callout=nowhere:/:100"), [`${WasmResult.BadArgument} token 0`]);
   assert.deepEqual(results(plugin, "callout-nopath=auth"), [`${WasmResult.BadArgument} token 0`]);

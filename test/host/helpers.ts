@@ -96,6 +96,14 @@ export function assemble(opts: {
     funcs.push(leb(mallocType));
     codes.push([4, 0x00, 0x41, 0x00, 0x0b]);
   }
+  const data: number[] = [];
+  if (opts.logHiFrom) {
+    exports.push([...name(opts.logHiFrom), 0x00, ...leb(opts.imports.length + funcs.length)]);
+    funcs.push(leb(voidType));
+    // i32.const 2, i32.const 16, i32.const 2, call 0, drop, end
+    codes.push([11, 0x00, 0x41, 0x02, 0x41, 0x10, 0x41, 0x02, 0x10, 0x00, 0x1a, 0x0b]);
+    data.push(...section(11, vec([[0x00, 0x41, 0x10, 0x0b, ...leb(2), 0x68, 0x69]])));
+  }
   const bytes = [
     0x00,
     0x61,
@@ -111,6 +119,7 @@ export function assemble(opts: {
     ...section(5, vec([[0x00, 0x01]])),
     ...section(7, vec(exports)),
     ...section(10, vec(codes)),
+    ...data,
   ];
   return Uint8Array.from(bytes);
 }

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { PluginStartError, checkLink, parseModule, startPlugin } from "../../host/index.ts";
+import { LogLevel, PluginStartError, checkLink, parseModule, startPlugin } from "../../host/index.ts";
 import { PROBE, assemble, type ImportSpec } from "./helpers.ts";
 
 const i32x = (n: number) => Array<"i32">(n).fill("i32");
@@ -108,3 +108,15 @@ test("ABI 0.2.1 may import proxy_get_log_level, 0.1.0 may import proxy_clear_rou
     undefined,
   );
 });
+
+for (const entry of ["_start", "_initialize"]) {
+  test(`${entry} runs once per VM before the root context exists`, async () => {
+    const plugin = await startPlugin({
+      wasm: assemble({ imports: [log], logHiFrom: entry }),
+      rootId: "x",
+      workers: 2,
+    });
+    // canary + 2 workers
+    assert.deepEqual(plugin.getLogs(LogLevel.Info), ["hi", "hi", "hi"]);
+  });
+}

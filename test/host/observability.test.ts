@@ -28,15 +28,13 @@ test("metric ids are per VM, the stat is shared by name; counters only go up", a
 
 test("gauges go both ways and record sets them; histograms cannot be read back", async () => {
   const plugin = await startProbe();
-  await plugin
-    .worker()
-    .http(
-      {
-        path: "/",
-        headers: [["x-probe", "metric=1:kvm.size:5;metric=1:kvm.size:-2;record=42;metric=2:kvm.lat:1"]],
-      },
-      okUpstream,
-    );
+  await plugin.worker().http(
+    {
+      path: "/",
+      headers: [["x-probe", "metric=1:kvm.size:5;metric=1:kvm.size:-2;record=42;metric=2:kvm.lat:1"]],
+    },
+    okUpstream,
+  );
   assert.deepEqual(results(plugin, "metric=1:kvm.size:5"), ["0 id 5 inc 0 get 0 5"]);
   assert.deepEqual(results(plugin, "metric=1:kvm.size:-2"), ["0 id 9 inc 0 get 0 3"]);
   assert.equal(plugin.getGaugeMetric("kvm.size"), 42);

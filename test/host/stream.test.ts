@@ -1,7 +1,13 @@
 // Stop/continue, bodies, headers and local replies as Envoy's filter manager drives them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FilterDataStatus, FilterHeadersStatus, StreamStalledError, WasmResult } from "../../host/index.ts";
+import {
+  FilterDataStatus,
+  FilterHeadersStatus,
+  StreamResetError,
+  StreamStalledError,
+  WasmResult,
+} from "../../host/index.ts";
 import { infoLogs, okUpstream, results, startProbe } from "./helpers.ts";
 
 const header = (headers: [string, string][], name: string) => headers.find(([k]) => k === name)?.[1];
@@ -222,20 +228,18 @@ test("a local reply while encoding the upstream response replaces it without a s
 test("body above the buffer limit while buffering → 413 request_payload_too_large", async () => {
   const plugin = await startProbe({ bufferLimitBytes: 10 });
   let called = false;
-  const res = await plugin
-    .worker()
-    .http(
-      {
-        path: "/",
-        method: "POST",
-        chunks: [Buffer.alloc(6, 1), Buffer.alloc(6, 2)],
-        headers: [["x-probe-body", "return=1"]],
-      },
-      () => {
-        called = true;
-        return { status: 200 };
-      },
-    );
+  const res = await plugin.worker().http(
+    {
+      path: "/",
+      method: "POST",
+      chunks: [Buffer.alloc(6, 1), Buffer.alloc(6, 2)],
+      headers: [["x-probe-body", "return=1"]],
+    },
+    () => {
+      called = true;
+      return { status: 200 };
+    },
+  );
   assert.equal(called, false);
   assert.equal(res.status, 413);
   assert.equal(res.localReply?.details, "request_payload_too_large");
@@ -373,4 +377,12 @@ test("on_log, on_done, on_delete run at stream end in Envoy's order", async () =
     `on_done ${res.streamId}`,
     `on_delete ${res.streamId}`,
   ]);
+});
+
+test("proxy_close_stream(0) resets the stream", async () => {
+  const plugin = await startProbe();
+  await assert.rejects(
+    plugin.worker().http({ path: "/", headers: [["x-probe", "close"]] }, okUpstream),
+    (err: unknown) => err instanceof StreamResetError && /wasm_close_stream/.test(err.message),
+  );
 });
