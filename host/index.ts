@@ -31,4 +31,4 @@ export {
   type Upstream,
   type UpstreamAnswer,
 } from "./stream.ts";
-export type { ClusterHandler, ClusterResponse } from "./vm.ts";
+export type { ClusterHandler, ClusterResponse, ClusterAnswer } from "./callouts.ts";

@@ -1,13 +1,11 @@
 // One VM instance (an Envoy worker's copy of the module) and every host call it imports.
 // Host-call semantics follow proxy-wasm-cpp-host src/exports.cc and src/context.cc and
 // envoy source/extensions/common/wasm/context.cc; comments point at the subtle places.
-import { randomFillSync } from "node:crypto";
 import {
   BUFFER_TYPE_MAX,
   BufferType,
   FilterDataStatus,
   FilterHeadersStatus,
-  HTTP_CALL_MAX_RESPONSE_BYTES,
   LogLevel,
   MAP_TYPE_MAX,
   METRIC_TYPE_MAX,
@@ -23,25 +21,14 @@ import { RootContext, StreamContext, VmContext, type AnyContext, type LocalReply
 import { HeaderMap } from "./header-map.ts";
 import { WASI_FUNCTIONS, WASI_MODULES, envFunctions } from "./link.ts";
 import { VmMemory } from "./memory.ts";
+import { calloutOutcome, type ClusterHandler, type PendingCallout } from "./callouts.ts";
+import { sharedQueues } from "./shared-queues.ts";
+import { wasiFunctions } from "./wasi.ts";
 import { decodePairs, encodePairs } from "./pairs.ts";
 import { getProperty, setProperty, type PropertySource } from "./properties.ts";
 import type { SharedData } from "./shared-data.ts";
 
-export type ClusterResponse = {
-  headers: [string, string][];
-  body?: Buffer | Uint8Array | string;
-  trailers?: [string, string][];
-};
-export type ClusterHandler = (req: {
-  headers: [string, string][];
-  body: Buffer;
-  timeoutMs: number;
-}) =>
-  | Promise<ClusterResponse | "timeout" | "reset" | "reset_after_headers">
-  | ClusterResponse
-  | "timeout"
-  | "reset"
-  | "reset_after_headers";
+export type { ClusterHandler, ClusterResponse } from "./callouts.ts";
 
 /** What every VM of a plugin shares: configuration, stats, logs, shared data, clock. */
 export interface PluginCore {
@@ -64,19 +51,7 @@ export interface PluginCore {
 
 export class WasmTrap extends Error {}
 
-interface PendingCallout {
-  token: number;
-  rootId: number;
-  settled: Promise<number>;
-  outcome?: { kind: "response"; headers: HeaderMap; body: Buffer; trailers: HeaderMap } | { kind: "failure" };
-}
-
 const textDecoder = (b: Buffer): string => b.toString("latin1");
-
-function toBuffer(body: Buffer | Uint8Array | string | undefined): Buffer {
-  if (body === undefined) return Buffer.alloc(0);
-  return typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body);
-}
 
 /** A body buffer as Envoy's Buffer wrapper exposes it to get/set_buffer_bytes. */
 interface BodyBuffer {
@@ -668,7 +643,7 @@ export class Vm {
     for (const name of Object.keys(envFunctions(this.abi))) {
       env[name] = impl[name] ?? (() => WasmResult.Unimplemented);
     }
-    const wasi = this.wasiFunctions();
+    const wasi = wasiFunctions(this.memory, this.core, (level, message) => this.log(level, message));
     const imports: WebAssembly.Imports = { env };
     for (const module of WASI_MODULES) {
       const m: Record<string, (...args: never[]) => unknown> = {};
@@ -1092,223 +1067,4 @@ export class Vm {
     }
     return WasmResult.Ok;
   }
-
-  private wasiFunctions(): Record<string, (...args: never[]) => unknown> {
-    const mem = this.memory;
-    const core = this.core;
-    const EBADF = 8;
-    const EFAULT = 21;
-    const ENOSYS = 52;
-    const ENOTSUP = 58;
-    const trace = (message: string) => this.log(LogLevel.Trace, message);
-    // exports.cc writevImpl: fd 1 → info log, fd 2 → error log, trailing newline dropped.
-    const writev = (fd: number, iovs: number, iovsLen: number): number | { written: number } => {
-      let level: number;
-      if (fd === 1) level = LogLevel.Info;
-      else if (fd === 2) level = LogLevel.Error;
-      else return EBADF;
-      const parts: Buffer[] = [];
-      for (let i = 0; i < iovsLen >>> 0; i++) {
-        const iov = mem.read(iovs + i * 8, 8);
-        if (!iov) return EFAULT;
-        const len = iov.readUInt32LE(4);
-        if (len) {
-          const data = mem.read(iov.readUInt32LE(0), len);
-          if (!data) return EFAULT;
-          parts.push(data);
-        }
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > 0) {
-        const text = all[all.length - 1] === 0x0a ? all.subarray(0, all.length - 1) : all;
-        this.log(level, text.toString("utf8"));
-      }
-      return { written: all.length };
-    };
-    const envEntries = Object.entries(core.environment).map(([k, v]) => Buffer.from(`${k}=${v}\0`, "utf8"));
-    const badfUnlessStdio = (fd: number) => (fd >>> 0 > 2 ? EBADF : 0);
-    return {
-      fd_write: (fd: number, iovs: number, iovsLen: number, nwrittenPtr: number) => {
-        const r = writev(fd >>> 0, iovs, iovsLen);
-        if (typeof r === "number") return r;
-        return mem.writeU32(nwrittenPtr, r.written) ? 0 : EFAULT;
-      },
-      fd_pwrite: (fd: number, iovs: number, iovsLen: number, _offset: bigint, nwrittenPtr: number) => {
-        const r = writev(fd >>> 0, iovs, iovsLen);
-        if (typeof r === "number") return r;
-        return mem.writeU32(nwrittenPtr, r.written) ? 0 : EFAULT;
-      },
-      fd_read: () => ENOSYS,
-      fd_pread: () => ENOSYS,
-      fd_seek: () => {
-        trace("wasi_unstable fd_seek");
-        return 0;
-      },
-      fd_close: () => 0,
-      fd_fdstat_get: (fd: number, statPtr: number) => {
-        if (fd !== 1 && fd !== 2) return EBADF;
-        const stat = Buffer.alloc(24);
-        stat.writeBigUInt64LE(64n, 8); // fs_rights_base = __WASI_RIGHTS_FD_WRITE
-        mem.write(statPtr, stat);
-        return 0;
-      },
-      fd_fdstat_set_flags: () => ENOSYS,
-      fd_fdstat_set_rights: (fd: number) => badfUnlessStdio(fd),
-      fd_advise: (fd: number) => badfUnlessStdio(fd),
-      fd_allocate: (fd: number) => badfUnlessStdio(fd),
-      fd_datasync: (fd: number) => badfUnlessStdio(fd),
-      fd_filestat_set_size: (fd: number) => badfUnlessStdio(fd),
-      fd_filestat_set_times: (fd: number) => badfUnlessStdio(fd),
-      fd_sync: (fd: number) => badfUnlessStdio(fd),
-      fd_tell: (fd: number, ptr: number) => {
-        if (fd >>> 0 > 2) return EBADF;
-        return mem.writeU64(ptr, 0n) ? 0 : EFAULT;
-      },
-      fd_renumber: (fd: number) => (fd >>> 0 > 2 ? EBADF : ENOTSUP),
-      fd_readdir: () => 20,
-      fd_filestat_get: (fd: number, ptr: number) => {
-        if (fd >>> 0 > 2) return EBADF;
-        const stat = Buffer.alloc(64);
-        stat[16] = 2; // filetype: character device
-        return mem.write(ptr, stat) ? 0 : EFAULT;
-      },
-      fd_prestat_get: () => EBADF,
-      fd_prestat_dir_name: () => ENOSYS,
-      path_open: () => 44,
-      path_filestat_get: () => ENOTSUP,
-      path_create_directory: () => ENOTSUP,
-      path_filestat_set_times: () => ENOTSUP,
-      path_link: () => ENOTSUP,
-      path_readlink: () => ENOTSUP,
-      path_remove_directory: () => ENOTSUP,
-      path_rename: () => ENOTSUP,
-      path_symlink: () => ENOTSUP,
-      path_unlink_file: () => ENOTSUP,
-      sock_accept: () => ENOTSUP,
-      sock_recv: () => ENOTSUP,
-      sock_send: () => ENOTSUP,
-      sock_shutdown: () => ENOTSUP,
-      environ_sizes_get: (countPtr: number, sizePtr: number) => {
-        if (!mem.writeU32(countPtr, envEntries.length)) return EFAULT;
-        return mem.writeU32(
-          sizePtr,
-          envEntries.reduce((n, e) => n + e.length, 0),
-        )
-          ? 0
-          : EFAULT;
-      },
-      environ_get: (arrayPtr: number, bufPtr: number) => {
-        let a = arrayPtr >>> 0;
-        let b = bufPtr >>> 0;
-        for (const entry of envEntries) {
-          if (!mem.writeU32(a, b) || !mem.write(b, entry)) return EFAULT;
-          a += 4;
-          b += entry.length;
-        }
-        return 0;
-      },
-      args_sizes_get: (argcPtr: number, bufSizePtr: number) =>
-        mem.writeU32(argcPtr, 0) && mem.writeU32(bufSizePtr, 0) ? 0 : EFAULT,
-      args_get: () => 0,
-      clock_time_get: (clockId: number, _precision: bigint, resultPtr: number) => {
-        let ns: bigint;
-        if (clockId === 0) ns = msToNanos(core.clock.nowMs());
-        else if (clockId === 1) ns = msToNanos(core.clock.monotonicMs?.() ?? core.clock.nowMs());
-        else return ENOTSUP;
-        return mem.writeU64(resultPtr, ns) ? 0 : EFAULT;
-      },
-      clock_res_get: (clockId: number, resultPtr: number) => {
-        if (clockId !== 0 && clockId !== 1) return ENOTSUP;
-        return mem.writeU64(resultPtr, 1n) ? 0 : EFAULT;
-      },
-      random_get: (ptr: number, len: number) => {
-        const n = len >>> 0;
-        if (n > 64 * 1024) return 28; // EINVAL above PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES
-        const bytes = Buffer.alloc(n);
-        randomFillSync(bytes);
-        return mem.write(ptr, bytes) ? 0 : EFAULT;
-      },
-      // exports.cc wasi_unstable_proc_exit only logs (Context::error → trace); it does not stop the VM.
-      // AssemblyScript's abort → proc_exit is followed by `unreachable`, and that trap fails the VM.
-      proc_exit: () => {
-        trace("wasi_unstable proc_exit");
-      },
-      sched_yield: () => 0,
-      poll_oneoff: (_in: number, _out: number, _n: number, neventsPtr: number) =>
-        mem.writeU32(neventsPtr, 0) ? 0 : EFAULT,
-    };
-  }
 }
-
-function calloutOutcome(answer: unknown): NonNullable<PendingCallout["outcome"]> {
-  const localReply = (status: number, body: string) => {
-    const headers = new HeaderMap();
-    headers.add(":status", String(status));
-    headers.add("content-length", String(Buffer.byteLength(body)));
-    headers.add("content-type", "text/plain");
-    return { kind: "response" as const, headers, body: Buffer.from(body), trailers: new HeaderMap() };
-  };
-  // Envoy's AsyncClient answers a timeout with the router's 504 local reply and a reset before
-  // response headers with a 503; a reset after headers (or a body over 32 MiB) is a failure callback.
-  if (answer === "timeout") return localReply(504, "upstream request timeout");
-  if (answer === "reset") {
-    return localReply(
-      503,
-      "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-    );
-  }
-  if (answer === "reset_after_headers") return { kind: "failure" };
-  const response = answer as ClusterResponse;
-  const headers = HeaderMap.fromPairs(response.headers ?? []);
-  if (!headers.has(":status")) headers.add(":status", "200");
-  const body = toBuffer(response.body);
-  if (body.length > HTTP_CALL_MAX_RESPONSE_BYTES) return { kind: "failure" };
-  return { kind: "response", headers, body, trailers: HeaderMap.fromPairs(response.trailers ?? []) };
-}
-
-// Shared queues (proxy-wasm-cpp-host src/shared_queue.cc): one registry per process, keyed by vm_id
-// and queue name; enqueue wakes the registering VM's root context with proxy_on_queue_ready.
-class SharedQueues {
-  private nextToken = 1;
-  private readonly byName = new Map<string, number>();
-  private readonly queues = new Map<number, { items: Buffer[]; owner: Vm }>();
-
-  register(vmId: string, name: string, owner: Vm): number {
-    const key = `${vmId}\0${name}`;
-    let token = this.byName.get(key);
-    if (token === undefined) {
-      token = this.nextToken++;
-      this.byName.set(key, token);
-      this.queues.set(token, { items: [], owner });
-    } else {
-      const q = this.queues.get(token);
-      if (q) q.owner = owner;
-    }
-    return token;
-  }
-
-  resolve(vmId: string, name: string): number | undefined {
-    return this.byName.get(`${vmId}\0${name}`);
-  }
-
-  dequeue(token: number): Buffer | number {
-    const q = this.queues.get(token);
-    if (!q) return WasmResult.NotFound;
-    const item = q.items.shift();
-    return item ?? WasmResult.Empty;
-  }
-
-  enqueue(token: number, data: Buffer): number {
-    const q = this.queues.get(token);
-    if (!q) return WasmResult.NotFound;
-    q.items.push(Buffer.from(data));
-    const owner = q.owner;
-    setImmediate(() => {
-      if (owner.root && !owner.failed)
-        owner.callVoid(owner.root, "proxy_on_queue_ready", owner.root.id, token);
-    });
-    return WasmResult.Ok;
-  }
-}
-
-const sharedQueues = new SharedQueues();
