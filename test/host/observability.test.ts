@@ -64,6 +64,21 @@ test("proxy_get_current_time_nanoseconds reads the plugin's clock", async () => 
   assert.deepEqual(results(plugin, "time"), ["0 1700000000000000000", "0 1700000001500000000"]);
 });
 
+test("WASI clock_time_get: realtime and monotonic from the clock, other clocks ENOTSUP; environ from the options", async () => {
+  const clock = new ManualClock(1_000);
+  const plugin = await startProbe({ clock, environment: { A: "1", BB: "22" } });
+  await plugin
+    .worker()
+    .http(
+      { path: "/", headers: [["x-probe", "wasi-clock=0;wasi-clock=1;wasi-clock=2;wasi-env"]] },
+      okUpstream,
+    );
+  assert.deepEqual(results(plugin, "wasi-clock=0"), ["0 1000000000"]);
+  assert.deepEqual(results(plugin, "wasi-clock=1"), ["0 1000000000"]);
+  assert.deepEqual(results(plugin, "wasi-clock=2"), ["58 0"]);
+  assert.deepEqual(results(plugin, "wasi-env"), ["0 2 10"], "A=1\\0 and BB=22\\0");
+});
+
 test("logs keep their level; getLogs(level) filters; logSink sees every line", async () => {
   const seen: [number, string][] = [];
   const plugin = await startProbe({ logSink: (level, message) => seen.push([level, message]) });
