@@ -14,17 +14,18 @@ const outCas = memory.data(8);
 const outU64 = memory.data(8);
 
 // The host copies a returned value in through the module's exported `malloc`, which hands it an
-// ArrayBuffer with one extra reference. Take ownership of it once and drop that reference.
+// ArrayBuffer holding one reference (@solo-io/proxy-runtime malloc.ts). Copy the bytes out into
+// a buffer this module owns and drop that reference. Reusing the malloc'd buffer itself, as the
+// SDK's toArrayBuffer does, releases it one time too many under AssemblyScript 0.17's reference
+// counting (a debug build traps in rt/pure.ts; a release build reads freed memory).
 function takeReturnedBuffer(): ArrayBuffer {
   const ptr = load<usize>(outPtr);
   const size = load<usize>(outSize);
-  if (ptr == 0 || size == 0) {
-    if (ptr != 0) free(ptr);
-    return new ArrayBuffer(0);
-  }
-  const buffer = changetype<ArrayBuffer>(ptr);
+  if (ptr == 0) return new ArrayBuffer(0);
+  const out = new ArrayBuffer(size as i32);
+  memory.copy(changetype<usize>(out), ptr, size);
   free(ptr);
-  return buffer;
+  return out;
 }
 
 function resetOut(): void {

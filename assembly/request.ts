@@ -1,0 +1,200 @@
+// Per-request state and the sources and destinations of operations. Every read returns null
+// for "missing"; every write returns an OpError or null. Nothing here throws.
+import { Destination, DestinationType, Source, SourceType } from "./model";
+import { badRequest, OpError } from "./errors";
+import { JsonKind, JsonValue, jsonPathGet, jsonPathSet, jsonQuote, parseJson } from "./json";
+import { decodeUtf8, encodeUtf8 } from "./utf8";
+import { getQueryParam, setQueryParam } from "./query";
+import { BufferType, MapType, WasmResult } from "./host/abi";
+import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./host/calls";
+
+function bytesOf(s: string): ArrayBuffer {
+  return String.UTF8.encode(s);
+}
+
+function sliceBuffer(view: Uint8Array, start: i32, end: i32): ArrayBuffer {
+  return view.buffer.slice(view.byteOffset + start, view.byteOffset + end);
+}
+
+// Header values may not carry CR, LF or NUL (Envoy's HeaderString validity rules).
+function validHeaderValue(value: ArrayBuffer): bool {
+  const base = changetype<usize>(value);
+  for (let i = 0; i < value.byteLength; i++) {
+    const c = load<u8>(base + i);
+    if (c == 0 || c == 0x0a || c == 0x0d) return false;
+  }
+  return true;
+}
+
+function describe(kind: string, name: string): string {
+  return name.length == 0 ? kind : kind + ' "' + name + '"';
+}
+
+export function sourceLabel(source: Source): string {
+  if (source.type == SourceType.Header) return describe("header", source.name);
+  if (source.type == SourceType.Query) return describe("query parameter", source.name);
+  if (source.type == SourceType.Body) return source.name.length == 0 ? "request body" : describe("body field", source.name);
+  if (source.type == SourceType.SharedContext) return describe("shared context", source.name);
+  return "literal";
+}
+
+export class RequestState {
+  // The whole request body, once it has been read at end of stream; null before or without one.
+  body: Uint8Array | null = null;
+  bodyChanged: bool = false;
+  private parsedBody: JsonValue | null = null;
+  private bodyParsed: bool = false;
+
+  // Values set by earlier operations of this request (mirrored to Envoy filter state).
+  shared: Map<string, ArrayBuffer> = new Map();
+
+  responseHeaderNames: string[] = [];
+  responseHeaderValues: ArrayBuffer[] = [];
+
+  setBody(body: ArrayBuffer): void {
+    this.body = Uint8Array.wrap(body);
+    this.bodyParsed = false;
+    this.parsedBody = null;
+  }
+
+  private bodyJson(): JsonValue | null {
+    if (!this.bodyParsed) {
+      this.bodyParsed = true;
+      const body = this.body;
+      if (body !== null) this.parsedBody = parseJson(body).value;
+    }
+    return this.parsedBody;
+  }
+
+  readSource(source: Source): ArrayBuffer | null {
+    switch (source.type) {
+      case SourceType.Header:
+        return getHeader(MapType.RequestHeaders, source.name);
+      case SourceType.Query: {
+        const path = getHeader(MapType.RequestHeaders, ":path");
+        if (path === null) return null;
+        const value = getQueryParam(Uint8Array.wrap(path), Uint8Array.wrap(bytesOf(source.name)));
+        if (value === null) return null;
+        return value.buffer;
+      }
+      case SourceType.Body:
+        return this.readBody(source.name);
+      case SourceType.SharedContext: {
+        if (this.shared.has(source.name)) return this.shared.get(source.name);
+        // Set by another filter as Envoy filter state (proxy_set_property of a wasm filter).
+        return getProperty(source.name);
+      }
+    }
+    return bytesOf(source.name);
+  }
+
+  private readBody(path: string): ArrayBuffer | null {
+    const body = this.body;
+    if (body === null || body.length == 0) return null;
+    if (path.length == 0) return sliceBuffer(body, 0, body.length);
+    const root = this.bodyJson();
+    if (root === null) return null;
+    const found = jsonPathGet(root, path);
+    if (found === null) return null;
+    if (found.kind == JsonKind.String) return encodeUtf8(found.stringValue).buffer;
+    // Any other JSON value: its JSON text exactly as the client sent it.
+    return sliceBuffer(body, found.start, found.end);
+  }
+
+  writeDestination(destination: Destination, value: ArrayBuffer): OpError | null {
+    switch (destination.type) {
+      case DestinationType.Header: {
+        if (!validHeaderValue(value)) return headerValueError(destination.name);
+        return hostWrite(replaceHeader(MapType.RequestHeaders, destination.name, value), "header");
+      }
+      case DestinationType.Query: {
+        const path = getHeader(MapType.RequestHeaders, ":path");
+        if (path === null) return badRequest("invalid_request", "the request has no :path");
+        const updated = setQueryParam(Uint8Array.wrap(path), Uint8Array.wrap(bytesOf(destination.name)), Uint8Array.wrap(value));
+        return hostWrite(replaceHeader(MapType.RequestHeaders, ":path", sliceBuffer(updated, 0, updated.length)), "query");
+      }
+      case DestinationType.Body:
+        return this.writeBody(destination.name, value);
+      case DestinationType.SharedContext: {
+        this.shared.set(destination.name, value);
+        // Also Envoy filter state, for later filters and access logs. Failing to mirror it
+        // does not fail the operation: later operations of this filter still see it.
+        setProperty(destination.name, value);
+        return null;
+      }
+      case DestinationType.ResponseHeader: {
+        if (!validHeaderValue(value)) return headerValueError(destination.name);
+        for (let i = 0; i < this.responseHeaderNames.length; i++) {
+          if (this.responseHeaderNames[i] == destination.name) {
+            this.responseHeaderValues[i] = value;
+            return null;
+          }
+        }
+        this.responseHeaderNames.push(destination.name);
+        this.responseHeaderValues.push(value);
+        return null;
+      }
+    }
+    return null;
+  }
+
+  private writeBody(path: string, value: ArrayBuffer): OpError | null {
+    const body = this.body;
+    if (body === null) {
+      return badRequest("missing_body", "the request has no body to write to");
+    }
+    if (path.length == 0) {
+      this.replaceBody(Uint8Array.wrap(value));
+      return null;
+    }
+    const root = this.bodyJson();
+    if (root === null || root.kind != JsonKind.Object) {
+      return badRequest("invalid_body", "the request body is not a JSON object; cannot set field \"" + path + '"');
+    }
+    const text = decodeUtf8(Uint8Array.wrap(value));
+    if (text === null) {
+      return badRequest("invalid_value", "the value is not UTF-8 text; cannot put it into JSON field \"" + path + '"');
+    }
+    const updated = jsonPathSet(body, root, path, jsonQuote(text));
+    if (updated === null) {
+      return badRequest("invalid_body", 'body field "' + path + '" crosses a value that is not an object');
+    }
+    this.replaceBody(updated);
+    return null;
+  }
+
+  private replaceBody(body: Uint8Array): void {
+    this.body = body;
+    this.bodyChanged = true;
+    this.bodyParsed = false;
+    this.parsedBody = null;
+  }
+
+  // Hands a changed body back to Envoy while the headers are still held, fixing content-length
+  // (Envoy does not: envoy-host.md §5).
+  flushBody(originalSize: u32): OpError | null {
+    const body = this.body;
+    if (!this.bodyChanged || body === null) return null;
+    const result = setBufferBytes(BufferType.RequestBody, 0, originalSize, sliceBuffer(body, 0, body.length));
+    if (result != WasmResult.Ok) return hostWrite(result, "body");
+    if (getHeader(MapType.RequestHeaders, "content-length") !== null) {
+      replaceHeader(MapType.RequestHeaders, "content-length", bytesOf(body.length.toString()));
+    }
+    return null;
+  }
+
+  applyResponseHeaders(): void {
+    for (let i = 0; i < this.responseHeaderNames.length; i++) {
+      replaceHeader(MapType.ResponseHeaders, this.responseHeaderNames[i], this.responseHeaderValues[i]);
+    }
+  }
+}
+
+function headerValueError(name: string): OpError {
+  return badRequest("invalid_value", 'the value cannot be sent in header "' + name + '": it contains CR, LF or NUL');
+}
+
+function hostWrite(result: WasmResult, what: string): OpError | null {
+  if (result == WasmResult.Ok) return null;
+  return new OpError(500, "write_failed", "Envoy refused the " + what + " write (result " + result.toString() + ")");
+}
