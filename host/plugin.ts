@@ -13,7 +13,14 @@ import type { StreamContext } from "./context.ts";
 import { HeaderMap, fromLatin1, toLatin1 } from "./header-map.ts";
 import { WasmParseError, checkLink, parseModule } from "./link.ts";
 import { SharedData, sharedDataFor } from "./shared-data.ts";
-import { HttpDriver, type HttpRequest, type HttpResult, type Upstream } from "./stream.ts";
+import {
+  HttpDriver,
+  buildRequest,
+  codecRejects,
+  type HttpRequest,
+  type HttpResult,
+  type Upstream,
+} from "./stream.ts";
 import { Vm, WasmTrap, type ClusterHandler, type PluginCore } from "./vm.ts";
 
 export interface PluginOptions {
@@ -40,6 +47,9 @@ export interface PluginOptions {
   clusters?: Record<string, ClusterHandler | null>;
   /** vm_config.environment_variables, visible through WASI environ_get. */
   environment?: Record<string, string>;
+  /** HTTP connection manager max_request_headers_kb (default 60) and common_http_protocol_options.max_headers_count (default 100): bigger requests get 431 from the codec. */
+  maxRequestHeadersKb?: number;
+  maxHeadersCount?: number;
   /** Run start + configure on a throwaway canary VM first, as Envoy does; default true. */
   canary?: boolean;
   logSink?: (level: number, message: string) => void;
@@ -79,6 +89,8 @@ class Core implements PluginCore {
   readonly environment: Record<string, string>;
   readonly sharedData: SharedData;
   readonly clock: Clock;
+  readonly maxRequestHeadersKb: number;
+  readonly maxHeadersCount: number;
   readonly logs: LogEntry[] = [];
   readonly stats = new Map<string, { type: number; name: string; value: number; values: number[] }>();
   private connectionId = 0;
@@ -96,6 +108,8 @@ class Core implements PluginCore {
     this.environment = opts.environment ?? {};
     this.sharedData = opts.sharedData ?? sharedDataFor(this.vmId);
     this.clock = opts.clock ?? systemClock;
+    this.maxRequestHeadersKb = opts.maxRequestHeadersKb ?? 60;
+    this.maxHeadersCount = opts.maxHeadersCount ?? 100;
   }
 
   log(vm: string, level: number, message: string): void {
@@ -355,6 +369,21 @@ export class Worker {
 
   /** Runs one request through Envoy's decode path, the upstream, and the encode path. */
   async http(req: HttpRequest, upstream: Upstream): Promise<HttpResult> {
+    const { headers } = buildRequest(req, "");
+    if (codecRejects(headers, this.core.maxRequestHeadersKb, this.core.maxHeadersCount)) {
+      // No filter chain is created for such a request: the module never sees it.
+      const body = Buffer.from("Request Header Fields Too Large");
+      return {
+        status: 431,
+        headers: [
+          ["content-length", String(body.length)],
+          ["content-type", "text/plain"],
+        ],
+        body,
+        localReply: { details: "http1.headers_too_large" },
+        streamId: 0,
+      };
+    }
     const id = this.initializeHttpContext({
       routeName: req.routeName,
       properties: req.properties,

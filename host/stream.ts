@@ -58,6 +58,15 @@ export interface HttpResult {
   streamId: number;
 }
 
+/**
+ * The HTTP/1 codec refuses request headers above max_request_headers_kb (default 60) or
+ * max_headers_count (default 100) with 431 before any filter exists
+ * (envoy source/common/http/http1/codec_impl.cc).
+ */
+export function codecRejects(headers: HeaderMap, maxKb: number, maxCount: number): boolean {
+  return headers.byteSize() > maxKb * 1024 || headers.size > maxCount;
+}
+
 export class StreamStalledError extends Error {}
 export class StreamResetError extends Error {}
 
@@ -114,7 +123,7 @@ export class HttpDriver {
 
   async run(request: HttpRequest, upstream: Upstream): Promise<HttpResult> {
     try {
-      const { headers, chunks } = buildRequest(request);
+      const { headers, chunks } = buildRequest(request, randomUUID());
       await this.decode(headers, chunks);
       if (this.localReply) {
         await this.encodeLocalReply();
@@ -455,7 +464,10 @@ function toBody(body: Uint8Array | string | undefined): Buffer {
 }
 
 /** The request as Envoy's connection manager hands it to the first filter. */
-function buildRequest(request: HttpRequest): { headers: HeaderMap; chunks: Buffer[] } {
+export function buildRequest(
+  request: HttpRequest,
+  requestId: string,
+): { headers: HeaderMap; chunks: Buffer[] } {
   const headers = new HeaderMap();
   headers.add(":authority", toLatin1(request.authority ?? "example.com"));
   headers.add(":path", toLatin1(request.path));
@@ -472,6 +484,6 @@ function buildRequest(request: HttpRequest): { headers: HeaderMap; chunks: Buffe
   }
   // ConnectionManagerUtility::mutateRequestHeaders runs before the filters.
   if (!headers.has("x-forwarded-proto")) headers.add("x-forwarded-proto", toLatin1(request.scheme ?? "http"));
-  if (!headers.has("x-request-id")) headers.add("x-request-id", randomUUID());
+  if (!headers.has("x-request-id")) headers.add("x-request-id", requestId);
   return { headers, chunks };
 }

@@ -71,6 +71,8 @@ export function assemble(opts: {
   imports: ImportSpec[];
   abiMarker?: string | null;
   malloc?: boolean;
+  /** Export a function of this name that calls import 0 as proxy_log(2, 16, 2) — "hi" from a data segment. */
+  logHiFrom?: string;
 }): Uint8Array {
   const types: number[][] = opts.imports.map((i) => [
     0x60,

@@ -386,3 +386,24 @@ test("proxy_close_stream(0) resets the stream", async () => {
     (err: unknown) => err instanceof StreamResetError && /wasm_close_stream/.test(err.message),
   );
 });
+
+test("request headers over max_request_headers_kb or max_headers_count get 431 before the filter exists", async () => {
+  const plugin = await startProbe();
+  const logsBefore = infoLogs(plugin).length;
+  const big = await plugin
+    .worker()
+    .http({ path: "/", headers: [["x-big", "a".repeat(61 * 1024)]] }, okUpstream);
+  assert.equal(big.status, 431);
+  const many = await plugin
+    .worker()
+    .http(
+      { path: "/", headers: Array.from({ length: 100 }, (_, i) => [`x-h${i}`, "v"] as [string, string]) },
+      okUpstream,
+    );
+  assert.equal(many.status, 431);
+  assert.equal(infoLogs(plugin).length, logsBefore, "the module never ran");
+  const fits = await plugin
+    .worker()
+    .http({ path: "/", headers: [["x-big", "a".repeat(59 * 1024)]] }, okUpstream);
+  assert.equal(fits.status, 200);
+});
