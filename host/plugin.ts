@@ -151,6 +151,11 @@ export class Plugin {
     return w;
   }
 
+  /** `worker(0).http(…)`: one request on the first worker. */
+  http(req: HttpRequest, upstream: Upstream): Promise<HttpResult> {
+    return this.worker(0).http(req, upstream);
+  }
+
   /** Log messages of every VM (canary first, then workers), in order; with a level, only that level. */
   getLogs(level?: number): string[] {
     return this.core.logs.filter((l) => level === undefined || l.level === level).map((l) => l.message);
