@@ -189,3 +189,28 @@ test("several callouts: http() waits for each answer before the stream goes on",
   resolveSlow!();
   assert.equal((await pending).status, 200);
 });
+
+test("proxy_get_status keeps BrokenConnection after a failed callout (Envoy never resets it)", async () => {
+  let n = 0;
+  const plugin = await startProbe({
+    clusters: {
+      auth: () => (n++ === 0 ? "reset_after_headers" : { headers: [[":status", "200"]], body: "ok" }),
+    },
+  });
+  for (let i = 0; i < 2; i++) {
+    await plugin.worker().http(
+      {
+        path: "/",
+        headers: [
+          ["x-probe", "callout=auth:/:100;return=1"],
+          ["x-probe-callout", "continue"],
+        ],
+      },
+      okUpstream,
+    );
+  }
+  const lines = infoLogs(plugin).filter((l) => l.startsWith("callout-response"));
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], /headers 0 body 0 status  get_status 11/);
+  assert.match(lines[1], /headers 1 body 2 status 200 get_status 11 body ok/);
+});
