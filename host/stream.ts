@@ -114,6 +114,7 @@ export class HttpDriver {
   private phase: "decode" | "encode" = "decode";
   private localReply: LocalReply | undefined;
   private localReplyEncoded = false;
+  private upstreamCalled = false;
 
   constructor(
     private readonly vm: Vm,
@@ -129,6 +130,7 @@ export class HttpDriver {
         await this.encodeLocalReply();
         return this.finish();
       }
+      this.upstreamCalled = true;
       const answer = await upstream({
         headers: (this.req.sentHeaders ?? headers).toPairs(),
         body: Buffer.concat(this.req.forwarded),
@@ -158,9 +160,8 @@ export class HttpDriver {
       body: Buffer.concat(this.resp.forwarded),
       streamId: this.stream.id,
     };
-    if (this.localReply) {
-      result.localReply = { details: this.localReply.details };
-    } else if (this.req.sentHeaders) {
+    if (this.localReply) result.localReply = { details: this.localReply.details };
+    if (this.upstreamCalled && this.req.sentHeaders) {
       result.upstreamRequest = {
         headers: this.req.sentHeaders.toPairs(),
         body: Buffer.concat(this.req.forwarded),
@@ -247,11 +248,16 @@ export class HttpDriver {
   private commonContinue(which: Which): void {
     const d = this.dir(which);
     const buffered = this.buffered(which);
+    const headersWereSent = d.headersSent;
     this.sendHeaders(which, d.observedEos && buffered === undefined);
     if (buffered !== undefined) {
       d.forwarded.push(buffered);
       this.setBuffered(which, undefined);
       if (d.observedEos) d.eosSent = true;
+    } else if (headersWereSent && d.observedEos) {
+      // The end of stream was seen by a callback that kept no data (StopIterationNoBuffer): the
+      // filter manager ends the stream with an empty data frame on continue.
+      d.eosSent = true;
     }
     d.headers = "continue";
     d.dataStopped = false;

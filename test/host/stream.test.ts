@@ -222,6 +222,8 @@ test("a local reply while encoding the upstream response replaces it without a s
     }));
   assert.equal(res.status, 502);
   assert.equal(res.body.toString(), "oops");
+  assert.equal(res.localReply?.details, "bad_upstream");
+  assert.ok(res.upstreamRequest, "the request did reach the upstream");
   assert.equal(infoLogs(plugin).filter((l) => l.startsWith("response_headers")).length, 1);
 });
 
@@ -406,4 +408,21 @@ test("request headers over max_request_headers_kb or max_headers_count get 431 b
     .worker()
     .http({ path: "/", headers: [["x-big", "a".repeat(59 * 1024)]] }, okUpstream);
   assert.equal(fits.status, 200);
+});
+
+test("StopIterationNoBuffer at end of stream: the data is gone, a later continue ends the request", async () => {
+  const plugin = await startProbe({ clusters: { c: () => ({ headers: [[":status", "200"]] }) } });
+  const res = await plugin.worker().http(
+    {
+      path: "/",
+      method: "POST",
+      body: "dropped",
+      headers: [
+        ["x-probe-body", "callout=c:/:100;return=3"],
+        ["x-probe-callout", "continue"],
+      ],
+    },
+    (r) => ({ status: 200, body: `[${r.body.toString()}]` }),
+  );
+  assert.equal(res.body.toString(), "[]");
 });
