@@ -215,8 +215,6 @@ export class HttpDriver {
     const d = this.dir(which);
     if (status === FilterHeadersStatus.Continue) {
       this.sendHeaders(which, eos);
-    } else if (status === FilterHeadersStatus.ContinueAndEndStream) {
-      this.sendHeaders(which, true);
     } else if (status === FilterHeadersStatus.StopIteration) {
       d.headers = "stopSingle";
     } else {
@@ -293,7 +291,6 @@ export class HttpDriver {
   private deliverData(which: Which, data: Buffer, eos: boolean): boolean {
     const d = this.dir(which);
     if (eos) d.observedEos = true;
-    if (d.eosSent) return false; // ContinueAndEndStream already ended this direction
     if (d.headers === "stopAll") {
       this.appendBuffered(which, data);
       return d.stopAllBuffers && this.checkLimit(which);

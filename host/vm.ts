@@ -293,6 +293,9 @@ export class Vm {
       // (proxy-wasm-cpp-host issue #143); Envoy ≥ 1.35 keeps it with allow_on_headers_stop_iteration.
       return FilterHeadersStatus.StopAllIterationAndWatermark;
     }
+    // envoy context.cc convertFilterHeadersStatus has no case for ContinueAndEndStream: it falls to
+    // the default, Continue (the body is not dropped).
+    if (r === FilterHeadersStatus.ContinueAndEndStream) return FilterHeadersStatus.Continue;
     return r;
   }
 

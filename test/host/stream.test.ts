@@ -426,3 +426,28 @@ test("StopIterationNoBuffer at end of stream: the data is gone, a later continue
   );
   assert.equal(res.body.toString(), "[]");
 });
+
+test("ContinueAndEndStream from on_request_headers is plain Continue in Envoy: the body still goes up", async () => {
+  const plugin = await startProbe();
+  const w = plugin.worker();
+  const id = w.initializeHttpContext();
+  assert.equal(
+    w.callOnRequestHeaders(
+      id,
+      [
+        [":path", "/"],
+        ["x-probe", "return=2"],
+      ],
+      false,
+    ),
+    FilterHeadersStatus.Continue,
+  );
+  const res = await w.http(
+    { path: "/", method: "POST", body: "kept", headers: [["x-probe", "return=2"]] },
+    (r) => ({
+      status: 200,
+      body: r.body,
+    }),
+  );
+  assert.equal(res.body.toString(), "kept");
+});
