@@ -106,6 +106,13 @@ function migrateCommand(): Command {
   return migrate;
 }
 
+interface PutOptions {
+  file?: string;
+  ttl?: number;
+  ifAbsent?: boolean;
+  ifVersion?: string;
+}
+
 function kvmCommand(): Command {
   const kvm = new Command("kvm")
     .description("talk to a running service's admin API")
@@ -136,7 +143,7 @@ function kvmCommand(): Command {
     .addOption(new Option("--ttl <seconds>", "time to live").argParser(positiveInt))
     .option("--if-absent", "only create (412 if present)")
     .option("--if-version <version>", "compare-and-set against this version")
-    .action(async (name: string, key: string, value: string | undefined, opts) => {
+    .action(async (name: string, key: string, value: string | undefined, opts: PutOptions) => {
       const bytes =
         value !== undefined
           ? Buffer.from(value, "utf8")

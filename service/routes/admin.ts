@@ -70,6 +70,13 @@ function bulkJson(e: StoredEntry): BulkEntry {
   };
 }
 
+interface PageRequest {
+  page_size?: number;
+  page_token?: string;
+  prefix?: string;
+  prefix_base64?: string;
+}
+
 function prefixFrom(query: { prefix?: string; prefix_base64?: string }): Buffer {
   if (query.prefix !== undefined && query.prefix_base64 !== undefined) {
     throw badRequest("bad_request", "send prefix or prefix_base64, not both");
@@ -87,10 +94,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
   const kvmParams = Type.Object({ kvm: KvmName });
 
   /** One page of live entries after the token, plus the token of the next page (null on the last page). */
-  async function page(
-    kvm: string,
-    query: { page_size?: number; page_token?: string; prefix?: string; prefix_base64?: string },
-  ) {
+  async function page(kvm: string, query: PageRequest) {
     const size = query.page_size ?? 100;
     const rows = await repository.listEntries(
       kvm,
@@ -175,7 +179,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     },
     async (request) => {
       const { kvm } = request.params as { kvm: string };
-      const { entries, next } = await page(kvm, request.query as Record<string, never>);
+      const { entries, next } = await page(kvm, request.query as PageRequest);
       return { entries: entries.map(entryJson), next_page_token: next };
     },
   );
@@ -295,7 +299,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     },
     async (request) => {
       const { kvm } = request.params as { kvm: string };
-      const { entries, next } = await page(kvm, request.query as Record<string, never>);
+      const { entries, next } = await page(kvm, request.query as PageRequest);
       return { keyValueEntries: entries.map(bulkJson), nextPageToken: next ?? "" };
     },
   );
