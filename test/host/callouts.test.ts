@@ -214,3 +214,22 @@ test("proxy_get_status keeps BrokenConnection after a failed callout (Envoy neve
   assert.match(lines[0], /headers 0 body 0 status  get_status 11/);
   assert.match(lines[1], /headers 1 body 2 status 200 get_status 11 body ok/);
 });
+
+test("on the root context (before set_effective_context) there is no request: request.* and set_property are NotFound", async () => {
+  const plugin = await startProbe({ clusters: { auth: () => ({ headers: [[":status", "200"]] }) } });
+  await plugin.worker().http(
+    {
+      path: "/r",
+      headers: [
+        ["x-probe", "callout=auth:/:100;return=1"],
+        ["x-probe-callout-root", "prop=request.path;prop=plugin_root_id;setprop=x:y;header-get=0:x-probe"],
+        ["x-probe-callout", "prop=request.path;continue"],
+      ],
+    },
+    okUpstream,
+  );
+  assert.deepEqual(results(plugin, "prop=request.path"), [String(WasmResult.NotFound), "0 /r"]);
+  assert.deepEqual(results(plugin, "prop=plugin_root_id"), ["0 probe"]);
+  assert.deepEqual(results(plugin, "setprop=x:y"), [String(WasmResult.NotFound)]);
+  assert.deepEqual(results(plugin, "header-get=0:x-probe"), [String(WasmResult.BadArgument)]);
+});

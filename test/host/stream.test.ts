@@ -451,3 +451,35 @@ test("ContinueAndEndStream from on_request_headers is plain Continue in Envoy: t
   );
   assert.equal(res.body.toString(), "kept");
 });
+
+test("response body: the module can rewrite it; buffering above the limit → 500 or, headers sent, a reset", async () => {
+  const plugin = await startProbe({ bufferLimitBytes: 16, allowOnHeadersStopIteration: true });
+  const rewritten = await plugin
+    .worker()
+    .http({ path: "/", headers: [["x-probe-response-body", "body-set=1:0:100:rewritten"]] }, () => ({
+      status: 200,
+      body: "original",
+    }));
+  assert.equal(rewritten.body.toString(), "rewritten");
+  // Response headers held (StopIteration with the flag): the 500 replaces the response.
+  const tooBig = await plugin.worker().http(
+    {
+      path: "/",
+      headers: [
+        ["x-probe-response", "return=1"],
+        ["x-probe-response-body", "return=1"],
+      ],
+    },
+    () => ({ status: 200, body: "x".repeat(17) }),
+  );
+  assert.equal(tooBig.status, 500);
+  assert.equal(tooBig.localReply?.details, "response_payload_too_large");
+  // Response headers already sent downstream: Envoy can only reset the stream.
+  await assert.rejects(
+    plugin.worker().http({ path: "/", headers: [["x-probe-response-body", "return=1"]] }, () => ({
+      status: 200,
+      body: "x".repeat(17),
+    })),
+    StreamResetError,
+  );
+});
