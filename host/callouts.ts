@@ -22,6 +22,8 @@ export type CalloutOutcome =
 export interface PendingCallout {
   token: number;
   rootId: number;
+  cluster: string;
+  request: { headers: [string, string][]; body: Buffer; timeoutMs: number };
   settled: Promise<number>;
   outcome?: CalloutOutcome;
 }

@@ -21,6 +21,7 @@ import {
   type HttpResult,
   type Upstream,
 } from "./stream.ts";
+import type { ClusterAnswer } from "./callouts.ts";
 import { Vm, WasmTrap, type ClusterHandler, type PluginCore } from "./vm.ts";
 
 export interface PluginOptions {
@@ -357,6 +358,29 @@ export class Worker {
   /** Tokens of http callouts whose answer has not been delivered yet. */
   pendingCallouts(): number[] {
     return [...this.vm.pendingCallouts.keys()];
+  }
+
+  /** What each pending callout sent (proxytest's GetCalloutAttributes). */
+  getCalloutAttributes(): {
+    token: number;
+    cluster: string;
+    headers: [string, string][];
+    body: Buffer;
+    timeoutMs: number;
+  }[] {
+    return [...this.vm.pendingCallouts.values()].map((p) => ({
+      token: p.token,
+      cluster: p.cluster,
+      ...p.request,
+    }));
+  }
+
+  /**
+   * Delivers `answer` to proxy_on_http_call_response now, whatever the cluster handler does
+   * (a handler that never settles leaves the timing to the test). Throws for an unknown token.
+   */
+  callOnHttpCallResponse(token: number, answer: ClusterAnswer): void {
+    if (!this.vm.answerCallout(token, answer)) throw new Error(`no pending http callout ${token}`);
   }
 
   /** Waits for every pending callout and delivers each answer to proxy_on_http_call_response. */

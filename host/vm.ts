@@ -21,7 +21,7 @@ import { RootContext, StreamContext, VmContext, type AnyContext, type LocalReply
 import { HeaderMap } from "./header-map.ts";
 import { WASI_FUNCTIONS, WASI_MODULES, envFunctions } from "./link.ts";
 import { VmMemory } from "./memory.ts";
-import { calloutOutcome, type ClusterHandler, type PendingCallout } from "./callouts.ts";
+import { calloutOutcome, type ClusterAnswer, type ClusterHandler, type PendingCallout } from "./callouts.ts";
 import { sharedQueues } from "./shared-queues.ts";
 import { wasiFunctions } from "./wasi.ts";
 import { decodePairs, encodePairs } from "./pairs.ts";
@@ -437,6 +437,15 @@ export class Vm {
     return Promise.race(pending.map((p) => p.settled));
   }
 
+  /** Delivers an answer now, whatever the cluster handler does (proxytest's CallOnHttpCallResponse). */
+  answerCallout(token: number, answer: ClusterAnswer): boolean {
+    const pending = this.pendingCallouts.get(token);
+    if (!pending) return false;
+    pending.outcome = calloutOutcome(answer);
+    this.dispatchCallout(token);
+    return true;
+  }
+
   /** Context::onHttpCallSuccess / onHttpCallFailure → proxy_on_http_call_response on the root context. */
   dispatchCallout(token: number): void {
     const pending = this.pendingCallouts.get(token);
@@ -466,6 +475,7 @@ export class Vm {
 
   private startCallout(
     root: RootContext,
+    cluster: string,
     handler: ClusterHandler,
     headers: HeaderMap,
     body: Buffer,
@@ -473,17 +483,23 @@ export class Vm {
   ): number {
     this.nextHttpCallId += 4; // kCalloutIncrement: http call ids are 4, 8, 12, …
     const token = this.nextHttpCallId >>> 0;
-    const pending: PendingCallout = { token, rootId: root.id, settled: Promise.resolve(token) };
     const request = { headers: headers.toPairs(), body, timeoutMs };
+    const pending: PendingCallout = {
+      token,
+      rootId: root.id,
+      cluster,
+      request,
+      settled: Promise.resolve(token),
+    };
     pending.settled = Promise.resolve()
       .then(() => handler(request))
       .then(
         (answer) => {
-          pending.outcome = calloutOutcome(answer);
+          pending.outcome ??= calloutOutcome(answer);
           return token;
         },
         () => {
-          pending.outcome = calloutOutcome("reset");
+          pending.outcome ??= calloutOutcome("reset");
           return token;
         },
       );
@@ -956,7 +972,7 @@ export class Vm {
         if (body.length > 0) headers.replace("content-length", String(body.length));
         const handler = core.clusters[clusterName];
         if (!handler) return WasmResult.InternalFailure;
-        const token = this.startCallout(root, handler, headers, body, u(timeoutMs));
+        const token = this.startCallout(root, clusterName, handler, headers, body, u(timeoutMs));
         mem.writeU32(tokenPtr, token);
         return WasmResult.Ok;
       },

@@ -233,3 +233,27 @@ test("on the root context (before set_effective_context) there is no request: re
   assert.deepEqual(results(plugin, "setprop=x:y"), [String(WasmResult.NotFound)]);
   assert.deepEqual(results(plugin, "header-get=0:x-probe"), [String(WasmResult.BadArgument)]);
 });
+
+test("low level: getCalloutAttributes and callOnHttpCallResponse answer a callout synchronously", async () => {
+  const plugin = await startProbe({ clusters: { auth: () => new Promise(() => undefined) } });
+  const w = plugin.worker();
+  const id = w.initializeHttpContext();
+  w.callOnRequestHeaders(
+    id,
+    [
+      [":path", "/"],
+      ["x-probe", "callout=auth:/verify:250;return=1"],
+      ["x-probe-callout", "continue"],
+    ],
+    true,
+  );
+  const [attrs] = w.getCalloutAttributes();
+  assert.equal(attrs.cluster, "auth");
+  assert.equal(attrs.timeoutMs, 250);
+  assert.equal(header(attrs.headers, ":path"), "/verify");
+  w.callOnHttpCallResponse(attrs.token, { headers: [[":status", "204"]] });
+  assert.deepEqual(w.pendingCallouts(), []);
+  assert.equal(w.getStreamActions(id).continueRequest, true);
+  assert.ok(infoLogs(plugin).some((l) => l.includes("status 204")));
+  assert.throws(() => w.callOnHttpCallResponse(attrs.token, "timeout"), /no pending http callout/);
+});
