@@ -51,3 +51,16 @@ export function parseTtlSeconds(raw: string | string[] | undefined, what = "x-kv
   const ttl = Number(text);
   return ttl === 0 ? null : ttl;
 }
+
+/**
+ * GET's If-None-Match: true when the header is "*" or lists the version ("42", W/"42" or bare 42). Weak
+ * comparison, as RFC 9110 §13.1.2 prescribes for If-None-Match.
+ */
+export function matchesVersion(header: string | string[] | undefined, version: number): boolean {
+  if (header === undefined) return false;
+  const text = Array.isArray(header) ? header.join(",") : header;
+  return text.split(",").some((tag) => {
+    const t = tag.trim().replace(/^W\//, "");
+    return t === "*" || t === `"${version}"` || t === String(version);
+  });
+}

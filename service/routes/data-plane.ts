@@ -4,7 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { HttpError } from "../errors.ts";
 import { keyFromRequest } from "../keys.ts";
-import { etag, parseCondition, parseTtlSeconds } from "./conditions.ts";
+import { etag, matchesVersion, parseCondition, parseTtlSeconds } from "./conditions.ts";
 import { ErrorSchema, KvmParams } from "./schemas.ts";
 import type { AppContext } from "../app.ts";
 
@@ -58,21 +58,32 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
             type: "string",
             format: "binary",
           },
+          304: {
+            description: "If-None-Match names the current version: the caller's copy is current",
+            headers: Type.Object(entryHeaders),
+            type: "null",
+          },
           404: ErrorSchema,
         },
       },
     },
     async (request, reply) => {
       const { kvm } = request.params as { kvm: string };
-      const entry = await repository.getEntry(kvm, keyFromRequest(request));
+      const key = keyFromRequest(request);
+      const entry = await repository.getEntry(kvm, key);
       if (entry === null) {
         metrics.operations.inc({ operation: "get", result: "miss" });
         throw new HttpError(404, "not_found", "no such entry (absent or expired)");
       }
-      metrics.operations.inc({ operation: "get", result: "hit" });
       reply.header("etag", etag(entry.version));
       if (entry.expiresAt !== null) reply.header("x-kvm-expires-at", String(entry.expiresAt));
       reply.header("cache-control", "no-store");
+      // Revalidation for a caller's read cache (RFC 9110 §13.1.2): its copy is current, skip the value.
+      if (matchesVersion(request.headers["if-none-match"], entry.version)) {
+        metrics.operations.inc({ operation: "get", result: "not_modified" });
+        return reply.code(304).send();
+      }
+      metrics.operations.inc({ operation: "get", result: "hit" });
       reply.type("application/octet-stream");
       return reply.send(entry.value);
     },

@@ -55,6 +55,22 @@ describe("GET / PUT / DELETE", () => {
     assert.deepEqual(res.json(), { error: "not_found", message: "no such entry (absent or expired)" });
   });
 
+  test("GET with If-None-Match naming the current version is 304 without the value", async () => {
+    const url = entryUrl("basics", "revalidate");
+    const etag = (await put(url, "cached", { "x-kvm-ttl": "60" })).headers.etag as string;
+    for (const header of [etag, `W/${etag}`, etag.replaceAll('"', ""), `"1", ${etag}`, "*"]) {
+      const res = await t.app.inject({ method: "GET", url, headers: { "if-none-match": header } });
+      assert.equal(res.statusCode, 304, header);
+      assert.equal(res.body, "");
+      assert.equal(res.headers.etag, etag);
+      assert.ok(res.headers["x-kvm-expires-at"]);
+    }
+    await put(url, "changed");
+    const stale = await t.app.inject({ method: "GET", url, headers: { "if-none-match": etag } });
+    assert.equal(stale.statusCode, 200);
+    assert.equal(stale.body, "changed");
+  });
+
   test("HEAD answers the headers of GET", async () => {
     const url = entryUrl("basics", "head");
     const created = await put(url, "x");
