@@ -79,6 +79,8 @@ export class StreamContext {
   /** access-log phase: on_log sees the final request/response headers read-only. */
   accessLogPhase = false;
   completed = false;
+  /** Downstream connection id (CEL connection.id): one connection per request here. */
+  connectionId = 0;
   statusCode = 0;
   statusMessage = "";
 

@@ -51,7 +51,7 @@ export interface PluginCore {
 
 export class WasmTrap extends Error {}
 
-const textDecoder = (b: Buffer): string => b.toString("latin1");
+const latin1 = (b: Buffer): string => b.toString("latin1");
 
 /** A body buffer as Envoy's Buffer wrapper exposes it to get/set_buffer_bytes. */
 interface BodyBuffer {
@@ -246,6 +246,7 @@ export class Vm {
   createStream(routeName: string | undefined): StreamContext {
     if (!this.root) throw new Error("root context not started");
     const stream = new StreamContext(this.nextContextId++, this.root.id, routeName, this.core.clock.nowMs());
+    stream.connectionId = this.core.nextConnectionId();
     this.contexts.set(stream.id, stream);
     // ContextBase::onCreate: skipped once the VM failed.
     if (!this.failed) this.callVoid(stream, "proxy_on_context_create", stream.id, stream.rootId);
@@ -540,7 +541,7 @@ export class Vm {
         startTimeMs: ctx.startTimeMs,
         filterState: ctx.filterState,
         overrides: ctx.overrides,
-        connectionId: 1,
+        connectionId: ctx.connectionId,
       };
     }
     return src;
@@ -742,7 +743,7 @@ export class Vm {
             // StringUtil::replaceAllEmptySpace: whitespace in details becomes "_".
             details: details.toString("latin1").replace(/[ \t\f\v\n\r]/g, "_"),
             body,
-            headers: decodePairs(pairs).map(([k, v]) => [textDecoder(k), textDecoder(v)]),
+            headers: decodePairs(pairs).map(([k, v]) => [latin1(k), latin1(v)]),
             grpcStatus: grpcStatus | 0,
           };
           this.afterActions.push(() => {
