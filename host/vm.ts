@@ -253,16 +253,6 @@ export class Vm {
     return stream;
   }
 
-  getStream(id: number): StreamContext {
-    const ctx = this.contexts.get(id);
-    if (!ctx || ctx.kind !== "stream") throw new Error(`no http context ${id} on this worker`);
-    return ctx;
-  }
-
-  hasContext(id: number): boolean {
-    return this.contexts.has(id);
-  }
-
   /**
    * CHECK_FAIL_HTTP (proxy-wasm-cpp-host src/context.cc): with a failed VM, FAIL_OPEN lets the
    * stream pass, FAIL_CLOSED sends one 503 `wasm_fail_stream` local reply (Context::failStream).
