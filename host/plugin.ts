@@ -11,7 +11,14 @@ import { DEFAULT_BUFFER_LIMIT_BYTES, FilterDataStatus, MetricType, type AbiVersi
 import { systemClock, type Clock } from "./clock.ts";
 import type { StreamContext } from "./context.ts";
 import { HeaderMap, fromLatin1, toLatin1 } from "./header-map.ts";
-import { WasmParseError, checkLink, parseModule } from "./link.ts";
+import {
+  WASI_FUNCTIONS,
+  WASI_MODULES,
+  WasmParseError,
+  checkLink,
+  envFunctions,
+  parseModule,
+} from "./link.ts";
 import { SharedData, sharedDataFor } from "./shared-data.ts";
 import {
   HttpDriver,
@@ -436,6 +443,22 @@ async function loadModule(
           ? "0_1_0"
           : undefined;
     if (!abi) throw new PluginStartError("Missing or unknown Proxy-Wasm ABI version", []);
+    // Node does not expose import signatures of a compiled module: check the names only.
+    const env = envFunctions(abi);
+    for (const imp of WebAssembly.Module.imports(wasm)) {
+      const known =
+        imp.kind === "memory" ||
+        (imp.kind === "function" &&
+          (imp.module === "env"
+            ? imp.name in env
+            : (WASI_MODULES as readonly string[]).includes(imp.module) && imp.name in WASI_FUNCTIONS));
+      if (!known) {
+        throw new PluginStartError(
+          `Failed to load Wasm module due to a missing import: ${imp.module}.${imp.name}`,
+          [],
+        );
+      }
+    }
     return { module: wasm, abi };
   }
   const bytes = typeof wasm === "string" ? await readFile(wasm) : Buffer.from(wasm);

@@ -73,7 +73,7 @@ export function assemble(opts: {
   malloc?: boolean;
   /** Export a function of this name that calls import 0 as proxy_log(2, 16, 2) — "hi" from a data segment. */
   logHiFrom?: string;
-}): Uint8Array {
+}): Uint8Array<ArrayBuffer> {
   const types: number[][] = opts.imports.map((i) => [
     0x60,
     ...vec(i.params.map((p) => [VAL[p]])),

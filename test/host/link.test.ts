@@ -120,3 +120,15 @@ for (const entry of ["_start", "_initialize"]) {
     assert.deepEqual(plugin.getLogs(LogLevel.Info), ["hi", "hi", "hi"]);
   });
 }
+
+test("a precompiled WebAssembly.Module is checked by import name", async () => {
+  const bad = new WebAssembly.Module(
+    assemble({ imports: [{ module: "env", name: "proxy_clear_route_cache", params: [], results: ["i32"] }] }),
+  );
+  await assert.rejects(
+    startPlugin({ wasm: bad, rootId: "x" }),
+    /missing import: env\.proxy_clear_route_cache/,
+  );
+  const good = new WebAssembly.Module(assemble({ imports: [log] }));
+  assert.equal((await startPlugin({ wasm: good, rootId: "x" })).workers.length, 1);
+});
