@@ -153,18 +153,23 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
-    // Raw-body routes have no JSON body schema to generate from; describe the value body here.
+    // The data plane carries raw bytes, which route schemas (JSON) can not express: describe the PUT body and
+    // the GET answer as binary here.
     transformObject: (documentObject) => {
       const doc = (documentObject as { openapiObject: Record<string, unknown> }).openapiObject as {
-        paths?: Record<string, Record<string, Record<string, unknown>>>;
+        paths?: Record<string, Record<string, { requestBody?: unknown; responses?: Record<string, object> }>>;
       };
-      const put = doc.paths?.["/v1/kvms/{kvm}/entries/{key}"]?.put;
-      if (put !== undefined) {
-        put.requestBody = {
+      const entry = doc.paths?.["/v1/kvms/{kvm}/entries/{key}"];
+      const binary = { schema: { type: "string", format: "binary" } };
+      if (entry?.put !== undefined) {
+        entry.put.requestBody = {
           description: `The raw value, any content type, at most ${config.maxValueBytes} bytes`,
-          content: { "*/*": { schema: { type: "string", format: "binary" } } },
+          required: false,
+          content: { "*/*": binary },
         };
       }
+      const ok = entry?.get?.responses?.["200"];
+      if (ok !== undefined) Object.assign(ok, { content: { "application/octet-stream": binary } });
       return doc;
     },
   });

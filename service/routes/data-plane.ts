@@ -10,11 +10,10 @@ import type { AppContext } from "../app.ts";
 
 export const ENTRY_ROUTE = "/v1/kvms/:kvm/entries/:key";
 
+/** Response headers for OpenAPI (@fastify/swagger takes a header → schema map here). */
 const entryHeaders = {
-  etag: Type.String({ description: 'The entry version as a strong entity tag, e.g. "42"' }),
-  "x-kvm-expires-at": Type.Optional(
-    Type.String({ description: "Expiry, Unix milliseconds (expiring entries only)" }),
-  ),
+  etag: { type: "string", description: 'The entry version as a strong entity tag, e.g. "42"' },
+  "x-kvm-expires-at": { type: "string", description: "Expiry, Unix milliseconds (expiring entries only)" },
 };
 
 export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -54,13 +53,13 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
         response: {
           200: {
             description: "The raw value",
-            headers: Type.Object(entryHeaders),
+            headers: entryHeaders,
             type: "string",
             format: "binary",
           },
           304: {
             description: "If-None-Match names the current version: the caller's copy is current",
-            headers: Type.Object(entryHeaders),
+            headers: entryHeaders,
             type: "null",
           },
           404: ErrorSchema,
@@ -107,8 +106,8 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
           "if-none-match": Type.Optional(Type.String({ description: '"*" = only if absent' })),
         }),
         response: {
-          200: { description: "Replaced", headers: Type.Object(entryHeaders), type: "null" },
-          201: { description: "Created", headers: Type.Object(entryHeaders), type: "null" },
+          200: { description: "Replaced", headers: entryHeaders, type: "null" },
+          201: { description: "Created", headers: entryHeaders, type: "null" },
           400: ErrorSchema,
           412: ErrorSchema,
           413: ErrorSchema,

@@ -73,7 +73,10 @@ describe("admin plane", () => {
       assert.equal((await call("GET", url)).statusCode, 200, url);
     }
     const doc = (await call("GET", "/docs/json")).json();
-    assert.ok(doc.paths["/v1/kvms/{kvm}/entries/{key}"].put.requestBody);
+    const entry = doc.paths["/v1/kvms/{kvm}/entries/{key}"];
+    assert.deepEqual(Object.keys(entry.put.requestBody.content), ["*/*"]);
+    assert.deepEqual(Object.keys(entry.get.responses["200"].content), ["application/octet-stream"]);
+    assert.deepEqual(Object.keys(entry.get.responses["200"].headers), ["etag", "x-kvm-expires-at"]);
     assert.ok(doc.paths["/admin/v1/kvms/{kvm}/import"].post);
   });
 });
