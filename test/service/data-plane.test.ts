@@ -2,6 +2,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
+import pg from "pg";
+import { buildApp } from "../../service/app.ts";
+import { loadConfig } from "../../service/config.ts";
+import { freePort } from "../../service/embedded-postgres.ts";
 import {
   createTestDatabase,
   dbNowMs,
@@ -389,6 +393,31 @@ describe("TTL", () => {
       rows.rows.map((r) => r.key.toString()),
       ["alive", "forever"],
     );
+  });
+});
+
+describe("database outage", () => {
+  test("requests answer 503 unavailable and /readyz fails while /healthz stays up", async () => {
+    // A port nobody listens on: every connection attempt is refused.
+    const url = `postgres://postgres@127.0.0.1:${await freePort()}/nowhere`;
+    const pool = new pg.Pool({ connectionString: url });
+    const app = await buildApp({
+      config: loadConfig({ DATABASE_URL: url, KVM_INSECURE: "1", KVM_PURGE_INTERVAL_MS: "0" }),
+      pool,
+      logger: false,
+    });
+    try {
+      const res = await app.inject({ method: "GET", url: entryUrl("down", "k") });
+      assert.equal(res.statusCode, 503);
+      assert.deepEqual(res.json(), { error: "unavailable", message: "the database is unavailable" });
+      const ready = await app.inject({ method: "GET", url: "/readyz" });
+      assert.equal(ready.statusCode, 503);
+      assert.equal(ready.json().error, "unavailable");
+      assert.equal((await app.inject({ method: "GET", url: "/healthz" })).statusCode, 200);
+    } finally {
+      await app.close();
+      await pool.end();
+    }
   });
 });
 
