@@ -371,3 +371,56 @@ export function checkLink(parsed: ParsedModule): { abi?: AbiVersion; error?: str
   }
   return { abi };
 }
+
+/** proxy-wasm-cpp-host limits.h: V8 runs with --wasm_max_mem_pages for 1 GiB. */
+export const MAX_MEMORY_PAGES = (1024 * 1024 * 1024) / 65536;
+
+function encodeU32(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/**
+ * Returns the module with every defined memory's maximum lowered to `maxPages`, so memory.grow past
+ * it fails inside the module as it does under Envoy's V8 flags (the module then usually aborts,
+ * which traps). Throws WasmParseError when a memory's minimum is already above the cap.
+ */
+export function capMemoryPages(
+  bytes: Uint8Array,
+  maxPages: number = MAX_MEMORY_PAGES,
+): Uint8Array<ArrayBuffer> {
+  const out: number[] = [...bytes.subarray(0, 8)];
+  const top = new Reader(bytes);
+  top.pos = 8;
+  while (top.pos < bytes.length) {
+    const sectionStart = top.pos;
+    const id = top.byte();
+    const size = top.u32();
+    const start = top.pos;
+    if (id !== 5) {
+      out.push(...bytes.subarray(sectionStart, start + size));
+      top.pos = start + size;
+      continue;
+    }
+    const r = new Reader(bytes, start + size);
+    r.pos = start;
+    const count = r.u32();
+    const body: number[] = [...encodeU32(count)];
+    for (let i = 0; i < count; i++) {
+      const flags = r.byte();
+      const min = r.u32();
+      const max = flags & 1 ? r.u32() : maxPages;
+      if (min > maxPages) throw new WasmParseError(`memory minimum ${min} pages is above ${maxPages}`);
+      body.push((flags & ~1) | 1, ...encodeU32(min), ...encodeU32(Math.min(max, maxPages)));
+    }
+    out.push(5, ...encodeU32(body.length), ...body);
+    top.pos = start + size;
+  }
+  return Uint8Array.from(out);
+}

@@ -15,6 +15,7 @@ import {
   WASI_FUNCTIONS,
   WASI_MODULES,
   WasmParseError,
+  capMemoryPages,
   checkLink,
   envFunctions,
   parseModule,
@@ -474,7 +475,7 @@ async function loadModule(
   if (link.error || !link.abi) throw new PluginStartError(link.error ?? "link failed", []);
   let module: WebAssembly.Module;
   try {
-    module = await WebAssembly.compile(bytes);
+    module = await WebAssembly.compile(capMemoryPages(bytes));
   } catch (err) {
     throw new PluginStartError(`Failed to load Wasm bytecode: ${(err as Error).message}`, []);
   }

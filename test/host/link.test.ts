@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { LogLevel, PluginStartError, checkLink, parseModule, startPlugin } from "../../host/index.ts";
+import { capMemoryPages } from "../../host/link.ts";
 import { PROBE, assemble, type ImportSpec } from "./helpers.ts";
 
 const i32x = (n: number) => Array<"i32">(n).fill("i32");
@@ -131,4 +132,14 @@ test("a precompiled WebAssembly.Module is checked by import name", async () => {
   );
   const good = new WebAssembly.Module(assemble({ imports: [log] }));
   assert.equal((await startPlugin({ wasm: good, rootId: "x" })).workers.length, 1);
+});
+
+test("memory is capped like Envoy's V8 (1 GiB): growing past the cap fails inside the module", () => {
+  const capped = new WebAssembly.Instance(
+    new WebAssembly.Module(capMemoryPages(assemble({ imports: [] }), 2)),
+  );
+  const memory = capped.exports.memory as WebAssembly.Memory;
+  memory.grow(1);
+  assert.throws(() => memory.grow(1), RangeError);
+  assert.equal(memory.buffer.byteLength, 2 * 65536);
 });
