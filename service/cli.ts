@@ -106,6 +106,26 @@ function migrateCommand(): Command {
   return migrate;
 }
 
+/** Keeps each import request well under the service's default 64 MiB body limit, whatever the value sizes. */
+const IMPORT_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** Splits entries into batches of at most `count` entries and about `bytes` of JSON (never an empty batch). */
+export function* batches(entries: BulkEntry[], count: number, bytes: number): Generator<BulkEntry[]> {
+  let batch: BulkEntry[] = [];
+  let size = 0;
+  for (const entry of entries) {
+    const entrySize = JSON.stringify(entry).length;
+    if (batch.length > 0 && (batch.length >= count || size + entrySize > bytes)) {
+      yield batch;
+      batch = [];
+      size = 0;
+    }
+    batch.push(entry);
+    size += entrySize;
+  }
+  if (batch.length > 0) yield batch;
+}
+
 interface PutOptions {
   file?: string;
   ttl?: number;
@@ -230,8 +250,7 @@ function kvmCommand(): Command {
       const totals = { created: 0, replaced: 0, skipped: 0, expired: 0 };
       const bar = progressBar("import", entries.length);
       try {
-        for (let i = 0; i < entries.length; i += opts.batchSize) {
-          const batch = entries.slice(i, i + opts.batchSize);
+        for (const batch of batches(entries, opts.batchSize, IMPORT_BATCH_BYTES)) {
           const result = await c.json<ImportResult>(
             "POST",
             `/admin/v1/kvms/${encodeURIComponent(name)}/import?mode=${opts.mode}`,

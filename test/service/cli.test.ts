@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { batches } from "../../service/cli.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/envoy-kvm.js");
@@ -238,6 +239,24 @@ describe("service and kvm commands", () => {
       await c.end();
     }
   }
+});
+
+test("import batches are bounded by entry count and by bytes", () => {
+  const entries = Array.from({ length: 10 }, (_, i) => ({ name: `k${i}`, value: "x".repeat(100) }));
+  assert.deepEqual(
+    [...batches(entries, 4, 1_000_000)].map((b) => b.length),
+    [4, 4, 2],
+  );
+  const perEntry = JSON.stringify(entries[0]).length;
+  assert.deepEqual(
+    [...batches(entries, 1000, perEntry * 3)].map((b) => b.length),
+    [3, 3, 3, 1],
+  );
+  // An entry larger than the byte budget still travels, alone.
+  assert.deepEqual(
+    [...batches(entries.slice(0, 2), 1000, 10)].map((b) => b.length),
+    [1, 1],
+  );
 });
 
 describe("zero-setup default", () => {
