@@ -76,9 +76,17 @@ type Which = "request" | "response";
 export function localReplyHeaders(reply: LocalReply): HeaderMap {
   const headers = new HeaderMap();
   headers.add(":status", String(reply.statusCode));
-  headers.add("content-length", String(reply.body.length));
-  if (reply.body.length > 0) headers.add("content-type", "text/plain");
+  // Utility::prepareLocalReply (source/common/http/utility.cc): modify_headers (the module's extra
+  // headers) run first; then, with a body, content-length is set and content-type defaults to
+  // text/plain only when they did not set one; without a body both are removed.
   for (const [k, v] of reply.headers) headers.add(k, v);
+  if (reply.body.length > 0) {
+    headers.replace("content-length", String(reply.body.length));
+    if (headers.get("content-type") === undefined) headers.add("content-type", "text/plain");
+  } else {
+    headers.remove("content-length");
+    headers.remove("content-type");
+  }
   return headers;
 }
 
