@@ -18,7 +18,7 @@ describe("envoy/envoy.yaml", () => {
 
   it("carries a plugin configuration the schema accepts, keyed by route names that exist", () => {
     const schema = JSON.parse(readFileSync(`${root}schema/plugin-config.schema.json`, "utf8"));
-    const config = JSON.parse(envoyPluginConfiguration);
+    const config = JSON.parse(envoyPluginConfiguration) as { routes?: Record<string, unknown> };
     const validate = new Ajv().compile(schema);
     assert.ok(validate(config), JSON.stringify(validate.errors));
     for (const name of Object.keys(config.routes ?? {}))
