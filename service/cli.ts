@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { ConfigError, loadConfig } from "./config.ts";
-import { startService } from "./server.ts";
+import { startService, type RunningService } from "./server.ts";
 import { migrateDown, migrateUp, migrationStatus } from "./migrate.ts";
 import { startEmbeddedPostgres } from "./embedded-postgres.ts";
 import { AdminClient, ServiceError, type BulkEntry, type ImportResult } from "./client.ts";
@@ -52,19 +52,28 @@ function serviceCommand(): Command {
   return new Command("service")
     .description("run the KVM service (embedded PostgreSQL in ./.data/postgres when DATABASE_URL is unset)")
     .action(async () => {
-      const service = await startService();
+      // Handlers go in before the (possibly slow) start: a signal during start-up still stops the embedded
+      // PostgreSQL in order instead of killing the process and orphaning it.
+      let service: RunningService | null = null;
+      let signalled: NodeJS.Signals | null = null;
+      const shutdown = (running: RunningService, signal: NodeJS.Signals) => {
+        running.app.log.info({ signal }, "shutting down: finishing in-flight requests");
+        running.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            running.app.log.error({ err }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+      };
       for (const signal of ["SIGTERM", "SIGINT"] as const) {
         process.once(signal, () => {
-          service.app.log.info({ signal }, "shutting down: finishing in-flight requests");
-          service.stop().then(
-            () => process.exit(0),
-            (err: unknown) => {
-              service.app.log.error({ err }, "shutdown failed");
-              process.exit(1);
-            },
-          );
+          if (service === null) signalled = signal;
+          else shutdown(service, signal);
         });
       }
+      service = await startService();
+      if (signalled !== null) shutdown(service, signalled);
     });
 }
 
