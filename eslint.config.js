@@ -4,7 +4,17 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "build/", "assembly/", "test/host/fixtures/", ".data/", ".scratch/", "coverage/"] },
+  {
+    ignores: [
+      "node_modules/",
+      "build/",
+      "assembly/",
+      "test/host/fixtures/",
+      ".data/",
+      ".scratch/",
+      "coverage/",
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
