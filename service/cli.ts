@@ -4,11 +4,13 @@ import { once } from "node:events";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { ConfigError, loadConfig } from "./config.ts";
-import { startService, type RunningService } from "./server.ts";
-import { migrateDown, migrateUp, migrationStatus } from "./migrate.ts";
-import { startEmbeddedPostgres } from "./embedded-postgres.ts";
+import type { RunningService } from "./server.ts";
 import { AdminClient, ServiceError, type BulkEntry, type ImportResult } from "./client.ts";
-import pg from "pg";
+
+// The service, the migrator and the embedded PostgreSQL are imported by the commands that need them, so
+// `envoy-kvm kvm …` (an HTTP client) starts without loading Fastify, pg or the migration tool.
+const server = () => import("./server.ts");
+const migrations = () => import("./migrate.ts");
 
 const positiveInt = (raw: string) => {
   if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new InvalidArgumentError("must be a positive integer");
@@ -22,6 +24,7 @@ async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   process.stderr.write(
     `DATABASE_URL is not set: using the embedded PostgreSQL in ${config.embeddedDataDir}\n`,
   );
+  const { startEmbeddedPostgres } = await import("./embedded-postgres.ts");
   const embedded = await startEmbeddedPostgres({
     dataDir: config.embeddedDataDir,
     port: config.embeddedPort,
@@ -72,7 +75,7 @@ function serviceCommand(): Command {
           else shutdown(service, signal);
         });
       }
-      service = await startService();
+      service = await (await server()).startService();
       if (signalled !== null) shutdown(service, signalled);
     });
 }
@@ -83,6 +86,7 @@ function migrateCommand(): Command {
     .command("up")
     .description("apply every pending migration")
     .action(async () => {
+      const { migrateUp } = await migrations();
       const applied = await withDatabase((url) => migrateUp(url));
       console.log(applied.length === 0 ? "schema is current" : `applied: ${applied.join(", ")}`);
     });
@@ -91,6 +95,7 @@ function migrateCommand(): Command {
     .description("revert the last migration(s)")
     .addOption(new Option("--count <n>", "how many migrations to revert").argParser(positiveInt).default(1))
     .action(async (opts: { count: number }) => {
+      const { migrateDown } = await migrations();
       const reverted = await withDatabase((url) => migrateDown(url, opts.count));
       console.log(reverted.length === 0 ? "nothing to revert" : `reverted: ${reverted.join(", ")}`);
     });
@@ -98,6 +103,8 @@ function migrateCommand(): Command {
     .command("status")
     .description("list applied and pending migrations")
     .action(async () => {
+      const { migrationStatus } = await migrations();
+      const { default: pg } = await import("pg");
       const status = await withDatabase(async (url) => {
         const client = new pg.Client({ connectionString: url });
         await client.connect();
