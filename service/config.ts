@@ -8,7 +8,6 @@ export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_KEY_BYTES = 512;
 /** Same rule as the filter's `kvm_name`: 1–128 of letters, digits, '.', '_', '-'. */
 export const KVM_NAME_PATTERN = "^[A-Za-z0-9._-]{1,128}$";
-export const KVM_NAME_REGEX = new RegExp(KVM_NAME_PATTERN);
 
 export interface ServiceConfig {
   /** null = start the embedded PostgreSQL in `embeddedDataDir`. */

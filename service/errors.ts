@@ -11,8 +11,3 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
-
-export interface ErrorBody {
-  error: string;
-  message: string;
-}
