@@ -16,6 +16,7 @@ import { jsonQuote } from "./json";
 import { BufferType, LogLevel } from "./host/abi";
 import { getBufferBytes, getProperty, log, sendLocalResponse } from "./host/calls";
 import { decodeUtf8 } from "./utf8";
+import { releaseLeakedContextReferences } from "./sdk_fixes";
 
 export class KvmRootContext extends RootContext {
   config: PluginConfig | null = null;
@@ -103,6 +104,10 @@ export class KvmHttpContext extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
+  onDelete(): void {
+    releaseLeakedContextReferences(changetype<usize>(this));
+  }
+
   private completeBody(): bool {
     this.waitingForBody = false;
     let body = getBufferBytes(BufferType.RequestBody, 0, this.bodySize);
@@ -163,6 +168,7 @@ export class KvmHttpContext extends Context {
 }
 
 function describeFailure(op: Operation, error: OpError): string {
-  const where = op.path.length > 0 ? op.path + " " : "";
+  let where = "";
+  if (op.path.length > 0) where = op.path + " ";
   return where + operationName(op.operationType) + " on kvm " + op.kvmName + " failed: " + error.code + ": " + error.message;
 }

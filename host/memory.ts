@@ -15,6 +15,11 @@ export class VmMemory {
     this.malloc = malloc;
   }
 
+  /** Current size of the module's linear memory (it never shrinks: a leak shows as growth). */
+  get byteLength(): number {
+    return this.memory?.buffer.byteLength ?? 0;
+  }
+
   private bytes(): Uint8Array {
     if (!this.memory) throw new MemoryAccessError("memory not attached");
     return new Uint8Array(this.memory.buffer);
