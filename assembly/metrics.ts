@@ -16,7 +16,8 @@ export const RESULT_ERROR = "error";
 const metricIds = new Map<string, u32>();
 
 export function policyName(policy: Policy): string {
-  return policy == Policy.Cluster ? "cluster" : "local";
+  if (policy == Policy.Cluster) return "cluster";
+  return "local";
 }
 
 export function operationName(type: OperationType): string {

@@ -89,7 +89,8 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
     const value = read.value;
     if (value !== null) {
       const writeError = state.writeDestination(output, value);
-      return writeError !== null ? failed(writeError) : new OperationOutcome(RESULT_HIT, null);
+      if (writeError !== null) return failed(writeError);
+      return new OperationOutcome(RESULT_HIT, null);
     }
     const fallback = op.defaultValue;
     if (fallback !== null) {
@@ -114,9 +115,11 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
       );
     }
     const writeError = writeLocalEntry(op.kvmName, key, value, op.ttlSeconds, op.override, nowMs());
-    return writeError !== null ? failed(writeError) : new OperationOutcome(RESULT_OK, null);
+    if (writeError !== null) return failed(writeError);
+    return new OperationOutcome(RESULT_OK, null);
   }
 
   const deleteError = deleteLocalEntry(op.kvmName, key);
-  return deleteError !== null ? failed(deleteError) : new OperationOutcome(RESULT_OK, null);
+  if (deleteError !== null) return failed(deleteError);
+  return new OperationOutcome(RESULT_OK, null);
 }

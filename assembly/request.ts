@@ -26,14 +26,20 @@ function validHeaderValue(value: ArrayBuffer): bool {
   return true;
 }
 
+// No `cond ? param : expression` with managed values here or anywhere in the filter: AssemblyScript
+// 0.17 miscompiles that shape (it releases the parameter once too often, or leaks).
 function describe(kind: string, name: string): string {
-  return name.length == 0 ? kind : kind + ' "' + name + '"';
+  if (name.length == 0) return kind;
+  return kind + ' "' + name + '"';
 }
 
 export function sourceLabel(source: Source): string {
   if (source.type == SourceType.Header) return describe("header", source.name);
   if (source.type == SourceType.Query) return describe("query parameter", source.name);
-  if (source.type == SourceType.Body) return source.name.length == 0 ? "request body" : describe("body field", source.name);
+  if (source.type == SourceType.Body) {
+    if (source.name.length == 0) return "request body";
+    return describe("body field", source.name);
+  }
   if (source.type == SourceType.SharedContext) return describe("shared context", source.name);
   return "literal";
 }
