@@ -39,6 +39,9 @@ export const FilterDataStatus = {
 } as const;
 export type FilterDataStatus = (typeof FilterDataStatus)[keyof typeof FilterDataStatus];
 
+export const FilterTrailersStatus = { Continue: 0, StopIteration: 1 } as const;
+export type FilterTrailersStatus = (typeof FilterTrailersStatus)[keyof typeof FilterTrailersStatus];
+
 export const MapType = {
   RequestHeaders: 0,
   RequestTrailers: 1,

@@ -49,10 +49,17 @@ export class StreamContext {
   requestHeaders = new HeaderMap();
   /** Envoy's request_headers_ != nullptr: headers are held by this filter and may be edited. */
   requestHeadersHeld = false;
+  /**
+   * Envoy's request_trailers_: the trailers during on_request_trailers and, after a stop, until the
+   * filter continues; or the map added from the last body callback (addDecodedTrailers).
+   */
   requestTrailers: HeaderMap | undefined;
   responseHeaders: HeaderMap | undefined;
   responseHeadersHeld = false;
+  /** Envoy's response_trailers_, like requestTrailers. */
   responseTrailers: HeaderMap | undefined;
+  /** The response trailers sent downstream: what on_log reads as map 3 (access_log_response_trailers_). */
+  loggedResponseTrailers: HeaderMap | undefined;
   responseCode: number | undefined;
   responseCodeDetails: string | undefined;
 

@@ -4,6 +4,7 @@ export {
   LogLevel,
   FilterHeadersStatus,
   FilterDataStatus,
+  FilterTrailersStatus,
   MapType,
   BufferType,
   MetricType,
@@ -30,5 +31,6 @@ export {
   type HttpResult,
   type Upstream,
   type UpstreamAnswer,
+  type UpstreamRequest,
 } from "./stream.ts";
 export type { ClusterHandler, ClusterResponse, ClusterAnswer } from "./callouts.ts";

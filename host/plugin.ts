@@ -7,7 +7,13 @@
 // "canary" VM — if its on_vm_start/on_configure fails, the filter config is rejected and no worker
 // starts — then every worker gets its own VM instance with its own root context.
 import { readFile } from "node:fs/promises";
-import { DEFAULT_BUFFER_LIMIT_BYTES, FilterDataStatus, MetricType, type AbiVersion } from "./abi.ts";
+import {
+  DEFAULT_BUFFER_LIMIT_BYTES,
+  FilterDataStatus,
+  FilterTrailersStatus,
+  MetricType,
+  type AbiVersion,
+} from "./abi.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { StreamContext } from "./context.ts";
 import { HeaderMap, fromLatin1, toLatin1 } from "./header-map.ts";
@@ -201,6 +207,8 @@ export interface HttpContextOptions {
 
 export class Worker {
   private readonly streams = new Map<number, StreamContext>();
+  /** The trailer maps given to callOnRequestTrailers / callOnResponseTrailers, as the module left them. */
+  private readonly trailers = new Map<number, { request?: HeaderMap; response?: HeaderMap }>();
 
   constructor(
     readonly vm: Vm,
@@ -256,6 +264,46 @@ export class Worker {
     const r = this.vm.onResponseBody(s, Buffer.from(body), endOfStream);
     this.afterLowLevelData(s, r.status, r.chunk, "response");
     return r.status;
+  }
+
+  /**
+   * proxy_on_request_trailers; returns the FilterTrailersStatus (anything above StopIteration, or a
+   * local reply sent from the callback, is StopIteration). Map 1 is the trailers during the call and,
+   * after a stop, until proxy_continue_stream; a Continue releases the buffered body.
+   */
+  callOnRequestTrailers(id: number, trailers: [string, string][]): number {
+    const s = this.stream(id);
+    const map = HeaderMap.fromPairs(trailers);
+    this.trailersOf(id).request = map;
+    const status = this.vm.onRequestTrailers(s, map);
+    if (status === FilterTrailersStatus.Continue && s.requestBuffered !== undefined) {
+      s.lastRequestBody = s.requestBuffered;
+      s.requestBuffered = undefined;
+      s.requestBodyChunk = undefined;
+    }
+    return status;
+  }
+
+  callOnResponseTrailers(id: number, trailers: [string, string][]): number {
+    const s = this.stream(id);
+    const map = HeaderMap.fromPairs(trailers);
+    this.trailersOf(id).response = map;
+    const status = this.vm.onResponseTrailers(s, map);
+    if (status === FilterTrailersStatus.Continue && s.responseBuffered !== undefined) {
+      s.lastResponseBody = s.responseBuffered;
+      s.responseBuffered = undefined;
+      s.responseBodyChunk = undefined;
+    }
+    return status;
+  }
+
+  private trailersOf(id: number): { request?: HeaderMap; response?: HeaderMap } {
+    let t = this.trailers.get(id);
+    if (!t) {
+      t = {};
+      this.trailers.set(id, t);
+    }
+    return t;
   }
 
   /** The filter manager's side of a body callback: buffer on StopIteration*, release on Continue. */
@@ -319,6 +367,20 @@ export class Worker {
   getCurrentRequestBody(id: number): Buffer {
     const s = this.stream(id);
     return Buffer.from(s.requestBuffered ?? s.requestBodyChunk ?? s.lastRequestBody ?? Buffer.alloc(0));
+  }
+
+  /**
+   * The trailers given to callOnRequestTrailers with the module's edits, or those the module added
+   * from the end_of_stream body callback; [] when there are none.
+   */
+  getCurrentRequestTrailers(id: number): [string, string][] {
+    const s = this.stream(id);
+    return (this.trailers.get(id)?.request ?? s.requestTrailers)?.toPairs() ?? [];
+  }
+
+  getCurrentResponseTrailers(id: number): [string, string][] {
+    const s = this.stream(id);
+    return (this.trailers.get(id)?.response ?? s.responseTrailers)?.toPairs() ?? [];
   }
 
   getCurrentResponseHeaders(id: number): [string, string][] {

@@ -6,6 +6,11 @@
 //   to this filter's on_request_body (iterate_from_current_filter_). StopIterationAndBuffer on a body
 //   callback buffers it (above the buffer limit: 413 local reply, details request_payload_too_large);
 //   a later Continue sends the held headers and everything buffered (commonContinue).
+// - trailers: with trailers the last data frame has no end_of_stream; the trailers callback runs
+//   unless the filter stopped all iteration (then they wait and reach this filter's callback when
+//   it continues). Its Continue, after an earlier stop, sends the held headers, the buffered body and
+//   the trailers (commonHandleAfterTrailersCallback → commonContinue); its StopIteration holds
+//   everything until proxy_continue_stream.
 // - sendLocalReply before the response started runs the reply through the encoder filters — this
 //   filter's on_response_* included — except for the 503 wasm_fail_stream reply of a failed VM
 //   (Context::encodeHeaders skips the VM once failure_local_reply_sent_). A local reply while the
@@ -15,7 +20,7 @@
 //   with none of them pending it would wait forever in Envoy, so here the request rejects with a
 //   "stream stalled" error.
 import { randomUUID } from "node:crypto";
-import { FilterDataStatus, FilterHeadersStatus } from "./abi.ts";
+import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus } from "./abi.ts";
 import type { LocalReply, StreamContext } from "./context.ts";
 import { HeaderMap, toLatin1 } from "./header-map.ts";
 import type { Vm } from "./vm.ts";
@@ -29,6 +34,8 @@ export interface HttpRequest {
   body?: Uint8Array | string;
   /** The body as separate data frames (no content-length is added). */
   chunks?: Uint8Array[];
+  /** Request trailers: the last data frame then has no end_of_stream and on_request_trailers follows. */
+  trailers?: [string, string][];
   routeName?: string;
   /** Property overrides: exact NUL-separated paths → raw values. */
   properties?: Record<string, string | Uint8Array>;
@@ -40,21 +47,29 @@ export interface UpstreamAnswer {
   status: number;
   headers?: [string, string][];
   body?: Uint8Array | string;
+  /** Response trailers: the body then has no end_of_stream and on_response_trailers follows. */
+  trailers?: [string, string][];
 }
 
-export type Upstream = (r: {
+/** What reached the upstream; `trailers` only when the request went on with trailers. */
+export interface UpstreamRequest {
   headers: [string, string][];
   body: Buffer;
-}) => Promise<UpstreamAnswer> | UpstreamAnswer;
+  trailers?: [string, string][];
+}
+
+export type Upstream = (r: UpstreamRequest) => Promise<UpstreamAnswer> | UpstreamAnswer;
 
 export interface HttpResult {
   status: number;
   /** Response headers as the client gets them, without ":status". */
   headers: [string, string][];
   body: Buffer;
+  /** Response trailers as the client gets them (absent when the response had none). */
+  trailers?: [string, string][];
   localReply?: { details: string };
   /** What reached the upstream (absent when the request never went upstream). */
-  upstreamRequest?: { headers: [string, string][]; body: Buffer };
+  upstreamRequest?: UpstreamRequest;
   streamId: number;
 }
 
@@ -95,12 +110,18 @@ interface Direction {
   /** Iteration state after the headers callback. */
   headers: "continue" | "stopSingle" | "stopAll";
   stopAllBuffers: boolean; // StopAllIterationAndBuffer (limit → 413/500) vs …AndWatermark (flow control)
-  dataStopped: boolean; // a body callback stopped iteration
+  dataStopped: boolean; // a body or trailers callback stopped iteration (StopSingleIteration)
   headersSent: boolean;
   eosSent: boolean;
+  /** The filter manager's complete(): the end_of_stream data frame or the trailers arrived. */
   observedEos: boolean;
+  /** Trailers the filter manager holds for this direction: arrived, or added by the last body callback. */
+  trailers: HeaderMap | undefined;
+  /** This filter's trailers callback has run. */
+  trailersCalled: boolean;
   sentHeaders: HeaderMap | undefined;
   forwarded: Buffer[];
+  sentTrailers: HeaderMap | undefined;
 }
 
 function newDirection(): Direction {
@@ -111,8 +132,11 @@ function newDirection(): Direction {
     headersSent: false,
     eosSent: false,
     observedEos: false,
+    trailers: undefined,
+    trailersCalled: false,
     sentHeaders: undefined,
     forwarded: [],
+    sentTrailers: undefined,
   };
 }
 
@@ -132,32 +156,40 @@ export class HttpDriver {
 
   async run(request: HttpRequest, upstream: Upstream): Promise<HttpResult> {
     try {
-      const { headers, chunks } = buildRequest(request, randomUUID());
-      await this.decode(headers, chunks);
+      const { headers, chunks, trailers } = buildRequest(request, randomUUID());
+      await this.decode(headers, chunks, trailers);
       if (this.localReply) {
         await this.encodeLocalReply();
         return this.finish();
       }
       this.upstreamCalled = true;
-      const answer = await upstream({
-        headers: (this.req.sentHeaders ?? headers).toPairs(),
-        body: Buffer.concat(this.req.forwarded),
-      });
+      const answer = await upstream(this.upstreamRequest(headers));
       const respHeaders = new HeaderMap();
       respHeaders.add(":status", String(answer.status));
       for (const [k, v] of answer.headers ?? []) respHeaders.add(toLatin1(k), toLatin1(v));
       const body = toBody(answer.body);
-      if (!respHeaders.has("content-length") && !respHeaders.has("transfer-encoding")) {
+      const respTrailers = answer.trailers === undefined ? undefined : toTrailerMap(answer.trailers);
+      // A response with trailers is framed by chunked encoding or HTTP/2 frames: no content-length.
+      if (!respHeaders.has("content-length") && !respHeaders.has("transfer-encoding") && !respTrailers) {
         respHeaders.add("content-length", String(body.length));
       }
       this.stream.responseCode = answer.status;
       this.stream.responseCodeDetails = "via_upstream";
-      await this.encode(respHeaders, body.length > 0 ? [body] : []);
+      await this.encode(respHeaders, body.length > 0 ? [body] : [], respTrailers);
       if (this.localReply && !this.localReplyEncoded) await this.encodeLocalReply();
       return this.finish();
     } finally {
       this.vm.completeStream(this.stream);
     }
+  }
+
+  private upstreamRequest(received: HeaderMap): UpstreamRequest {
+    const r: UpstreamRequest = {
+      headers: (this.req.sentHeaders ?? received).toPairs(),
+      body: Buffer.concat(this.req.forwarded),
+    };
+    if (this.req.sentTrailers) r.trailers = this.req.sentTrailers.toPairs();
+    return r;
   }
 
   private finish(): HttpResult {
@@ -168,12 +200,10 @@ export class HttpDriver {
       body: Buffer.concat(this.resp.forwarded),
       streamId: this.stream.id,
     };
+    if (this.resp.sentTrailers) result.trailers = this.resp.sentTrailers.toPairs();
     if (this.localReply) result.localReply = { details: this.localReply.details };
     if (this.upstreamCalled && this.req.sentHeaders) {
-      result.upstreamRequest = {
-        headers: this.req.sentHeaders.toPairs(),
-        body: Buffer.concat(this.req.forwarded),
-      };
+      result.upstreamRequest = this.upstreamRequest(this.req.sentHeaders);
     }
     return result;
   }
@@ -209,6 +239,33 @@ export class HttpDriver {
       : this.vm.onResponseBody(this.stream, data, eos);
   }
 
+  private callTrailers(which: Which, trailers: HeaderMap): number {
+    return which === "request"
+      ? this.vm.onRequestTrailers(this.stream, trailers)
+      : this.vm.onResponseTrailers(this.stream, trailers);
+  }
+
+  /** The next filter (the router, or the codec downstream) gets the trailers: the direction ends. */
+  private sendTrailers(which: Which): void {
+    const d = this.dir(which);
+    if (!d.trailers || d.sentTrailers) return;
+    d.sentTrailers = d.trailers.clone();
+    d.eosSent = true;
+    if (which === "response") this.stream.loggedResponseTrailers = d.sentTrailers;
+  }
+
+  /**
+   * Trailers the module added from the end_of_stream body callback (addDecodedTrailers /
+   * addEncodedTrailers, the map 1/3 edits Context::getMap allows there): the data then goes on
+   * without end_of_stream and the trailers follow it (FilterManager::decodeData).
+   */
+  private adoptAddedTrailers(which: Which, eos: boolean): void {
+    const d = this.dir(which);
+    if (!eos || d.trailers) return;
+    const added = which === "request" ? this.stream.requestTrailers : this.stream.responseTrailers;
+    if (added) d.trailers = added;
+  }
+
   private sendHeaders(which: Which, eos: boolean): void {
     const d = this.dir(which);
     if (d.headersSent) return;
@@ -240,7 +297,8 @@ export class HttpDriver {
         this.commonContinue(which);
       } else {
         d.forwarded.push(chunk);
-        if (eos) d.eosSent = true;
+        if (eos && d.trailers) this.sendTrailers(which);
+        else if (eos) d.eosSent = true;
       }
     } else if (status === FilterDataStatus.StopIterationNoBuffer) {
       d.dataStopped = true; // the data is not kept
@@ -250,21 +308,26 @@ export class HttpDriver {
     }
   }
 
-  /** ActiveStreamFilterBase::commonContinue: held headers, then everything buffered, move on. */
+  /**
+   * ActiveStreamFilterBase::commonContinue: held headers, then everything buffered, then the
+   * trailers, move on (end_of_stream rides on the last of them).
+   */
   private commonContinue(which: Which): void {
     const d = this.dir(which);
     const buffered = this.buffered(which);
     const headersWereSent = d.headersSent;
-    this.sendHeaders(which, d.observedEos && buffered === undefined);
+    const hasTrailers = d.trailers !== undefined;
+    this.sendHeaders(which, d.observedEos && buffered === undefined && !hasTrailers);
     if (buffered !== undefined) {
       d.forwarded.push(buffered);
       this.setBuffered(which, undefined);
-      if (d.observedEos) d.eosSent = true;
-    } else if (headersWereSent && d.observedEos) {
+      if (d.observedEos && !hasTrailers) d.eosSent = true;
+    } else if (headersWereSent && d.observedEos && !hasTrailers) {
       // The end of stream was seen by a callback that kept no data (StopIterationNoBuffer): the
       // filter manager ends the stream with an empty data frame on continue.
       d.eosSent = true;
     }
+    if (hasTrailers) this.sendTrailers(which);
     d.headers = "continue";
     d.dataStopped = false;
     if (which === "request") this.stream.bufferingRequestBody = false;
@@ -312,8 +375,32 @@ export class HttpDriver {
       return this.checkLimit(which);
     }
     const r = this.callBody(which, data, eos);
+    this.adoptAddedTrailers(which, eos);
     this.afterData(which, r.status, r.chunk, eos);
     return r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which);
+  }
+
+  /** FilterManager::decodeTrailers / encodeTrailers for this filter. */
+  private deliverTrailers(which: Which, trailers: HeaderMap): void {
+    const d = this.dir(which);
+    d.observedEos = true;
+    d.trailers = trailers;
+    // A filter that stopped all iteration gets its trailers callback only once it continues.
+    if (d.headers === "stopAll") return;
+    this.runTrailersCallback(which, trailers);
+  }
+
+  private runTrailersCallback(which: Which, trailers: HeaderMap): void {
+    const d = this.dir(which);
+    d.trailersCalled = true;
+    const status = this.callTrailers(which, trailers);
+    // ActiveStreamFilterBase::commonHandleAfterTrailersCallback.
+    if (status === FilterTrailersStatus.Continue) {
+      if (d.headers !== "continue" || d.dataStopped) this.commonContinue(which);
+      else this.sendTrailers(which);
+    } else if (d.headers === "continue") {
+      d.dataStopped = true; // iteration_state_ = StopSingleIteration: everything waits for a continue
+    }
   }
 
   /** Resumes a direction after proxy_continue_stream. Returns true if the direction ended. */
@@ -322,14 +409,22 @@ export class HttpDriver {
     if (d.headers === "stopAll") {
       // Headers go on; the body the filter manager held meanwhile is handed to this filter's body
       // callback in one piece, starting from the current filter (iterate_from_current_filter_).
+      // Trailers that arrived meanwhile follow the body into this filter's trailers callback.
       const buffered = this.buffered(which);
+      const trailers = d.trailers;
       this.setBuffered(which, undefined);
-      this.sendHeaders(which, d.observedEos && buffered === undefined);
+      this.sendHeaders(which, d.observedEos && buffered === undefined && !trailers);
       d.headers = "continue";
       if (buffered !== undefined) {
-        const r = this.callBody(which, buffered, d.observedEos);
-        this.afterData(which, r.status, r.chunk, d.observedEos);
-        return r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which);
+        const eos = d.observedEos && !trailers;
+        const r = this.callBody(which, buffered, eos);
+        this.adoptAddedTrailers(which, eos);
+        this.afterData(which, r.status, r.chunk, eos);
+        if (r.status === FilterDataStatus.StopIterationAndBuffer && this.checkLimit(which)) return true;
+      }
+      // FilterManager::decodeTrailers stops once a local reply completed the stream.
+      if (trailers && !d.trailersCalled && !this.stream.localReply && !this.stream.resetRequested) {
+        this.runTrailersCallback(which, trailers);
       }
       return false;
     }
@@ -397,33 +492,42 @@ export class HttpDriver {
         this.vm.failed && !this.vm.core.failOpen
           ? `the VM failed (${this.vm.failMessage ?? "trap"}) while it was paused`
           : "nothing can resume it: no proxy_continue_stream, local reply or pending http callout";
-      const state = d.headers !== "continue" ? `headers ${d.headers}` : "body stopped";
+      const state = d.headers !== "continue" ? `headers ${d.headers}` : "body or trailers stopped";
       throw new StreamStalledError(`stream stalled: the ${which} is paused (${state}) and ${why}`);
     }
   }
 
-  private async run_direction(which: Which, headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+  private async run_direction(
+    which: Which,
+    headers: HeaderMap,
+    chunks: Buffer[],
+    trailers: HeaderMap | undefined,
+  ): Promise<void> {
     const d = this.dir(which);
-    const eosOnHeaders = chunks.length === 0;
+    const eosOnHeaders = chunks.length === 0 && !trailers;
     if (eosOnHeaders) d.observedEos = true;
     this.afterHeaders(which, this.callHeaders(which, headers, eosOnHeaders), eosOnHeaders);
     if (this.applyActions(which)) return;
     for (let i = 0; i < chunks.length; i++) {
-      if (this.deliverData(which, chunks[i], i === chunks.length - 1)) return;
+      if (this.deliverData(which, chunks[i], i === chunks.length - 1 && !trailers)) return;
+      if (this.applyActions(which)) return;
+    }
+    if (trailers) {
+      this.deliverTrailers(which, trailers);
       if (this.applyActions(which)) return;
     }
     await this.waitUntilSent(which);
   }
 
-  private async decode(headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+  private async decode(headers: HeaderMap, chunks: Buffer[], trailers: HeaderMap | undefined): Promise<void> {
     this.phase = "decode";
-    await this.run_direction("request", headers, chunks);
+    await this.run_direction("request", headers, chunks, trailers);
   }
 
-  private async encode(headers: HeaderMap, chunks: Buffer[]): Promise<void> {
+  private async encode(headers: HeaderMap, chunks: Buffer[], trailers: HeaderMap | undefined): Promise<void> {
     this.phase = "encode";
     this.resp = newDirection();
-    await this.run_direction("response", headers, chunks);
+    await this.run_direction("response", headers, chunks, trailers);
   }
 
   /** sendLocalReplyViaFilterChain: the reply passes this filter's encode callbacks. */
@@ -469,6 +573,13 @@ export class HttpDriver {
   }
 }
 
+/** Trailers as the codec hands them to the filter chain (keys lower-cased). */
+function toTrailerMap(pairs: [string, string][]): HeaderMap {
+  const map = new HeaderMap();
+  for (const [k, v] of pairs) map.add(toLatin1(k), toLatin1(v));
+  return map;
+}
+
 function toBody(body: Uint8Array | string | undefined): Buffer {
   if (body === undefined) return Buffer.alloc(0);
   return typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body);
@@ -478,7 +589,7 @@ function toBody(body: Uint8Array | string | undefined): Buffer {
 export function buildRequest(
   request: HttpRequest,
   requestId: string,
-): { headers: HeaderMap; chunks: Buffer[] } {
+): { headers: HeaderMap; chunks: Buffer[]; trailers: HeaderMap | undefined } {
   const headers = new HeaderMap();
   headers.add(":authority", toLatin1(request.authority ?? "example.com"));
   headers.add(":path", toLatin1(request.path));
@@ -496,5 +607,6 @@ export function buildRequest(
   // ConnectionManagerUtility::mutateRequestHeaders runs before the filters.
   if (!headers.has("x-forwarded-proto")) headers.add("x-forwarded-proto", toLatin1(request.scheme ?? "http"));
   if (!headers.has("x-request-id")) headers.add("x-request-id", requestId);
-  return { headers, chunks };
+  const trailers = request.trailers === undefined ? undefined : toTrailerMap(request.trailers);
+  return { headers, chunks, trailers };
 }

@@ -6,6 +6,7 @@ import {
   BufferType,
   FilterDataStatus,
   FilterHeadersStatus,
+  FilterTrailersStatus,
   LogLevel,
   MAP_TYPE_MAX,
   METRIC_TYPE_MAX,
@@ -296,12 +297,26 @@ export class Vm {
     return r;
   }
 
-  private callFilter(stream: StreamContext, name: string, args: number[], kind: "headers" | "data"): number {
+  /** ContextBase::convertVmCallResultToFilterTrailersStatus: anything above StopIteration stops. */
+  private trailersStatus(result: number | undefined, stopNext: boolean): number {
+    const r = result ?? FilterTrailersStatus.Continue;
+    if (stopNext || r > FilterTrailersStatus.StopIteration) return FilterTrailersStatus.StopIteration;
+    return r;
+  }
+
+  private callFilter(
+    stream: StreamContext,
+    name: string,
+    args: number[],
+    kind: "headers" | "data" | "trailers",
+  ): number {
     const openStatus = FilterHeadersStatus.Continue;
     const closedStatus =
       kind === "headers"
         ? FilterHeadersStatus.StopAllIterationAndWatermark
-        : FilterDataStatus.StopIterationNoBuffer;
+        : kind === "data"
+          ? FilterDataStatus.StopIterationNoBuffer
+          : FilterTrailersStatus.StopIteration;
     const pre = this.checkFail(stream);
     if (pre) return pre === "open" ? openStatus : closedStatus;
     const r = this.invoke(stream, name, args);
@@ -310,9 +325,9 @@ export class Vm {
     const post = this.checkFail(stream);
     if (post) status = post === "open" ? openStatus : closedStatus;
     else if (!r.called) status = openStatus;
-    else
-      status =
-        kind === "headers" ? this.headersStatus(r.value, stopNext) : this.dataStatus(r.value, stopNext);
+    else if (kind === "headers") status = this.headersStatus(r.value, stopNext);
+    else if (kind === "data") status = this.dataStatus(r.value, stopNext);
+    else status = this.trailersStatus(r.value, stopNext);
     this.finishCall();
     return status;
   }
@@ -361,6 +376,28 @@ export class Vm {
     return { status, chunk: chunkOut };
   }
 
+  /**
+   * Context::decodeTrailers. The module may edit the trailers (map 1) until it continues. The body
+   * (buffer 0) it sees is the filter manager's buffered body if its last body callback returned
+   * StopIterationAndBuffer (buffering_request_body_ stays set); otherwise Envoy still points at the
+   * last data frame's buffer, which the codec drained after dispatching it: empty, and anything
+   * written there reaches nobody.
+   */
+  onRequestTrailers(stream: StreamContext, trailers: HeaderMap): number {
+    if (!stream.bufferingRequestBody && stream.requestBodyChunk !== undefined) {
+      stream.requestBodyChunk = Buffer.alloc(0);
+    }
+    stream.requestTrailers = trailers;
+    const status = this.callFilter(
+      stream,
+      "proxy_on_request_trailers",
+      [stream.id, trailers.size],
+      "trailers",
+    );
+    if (status === FilterTrailersStatus.Continue) stream.requestTrailers = undefined;
+    return status;
+  }
+
   /** Context::encodeHeaders: the VM is not called after the failure reply was sent. */
   onResponseHeaders(stream: StreamContext, headers: HeaderMap, endOfStream: boolean): number {
     stream.responseHeaders = headers;
@@ -399,6 +436,23 @@ export class Vm {
     if (status === FilterDataStatus.Continue) stream.responseBodyChunk = undefined;
     else if (status === FilterDataStatus.StopIterationAndBuffer) stream.bufferingResponseBody = true;
     return { status, chunk: chunkOut };
+  }
+
+  /** Context::encodeTrailers: like onRequestTrailers; skipped after the failure reply was sent. */
+  onResponseTrailers(stream: StreamContext, trailers: HeaderMap): number {
+    if (stream.failureLocalReplySent) return FilterTrailersStatus.Continue;
+    if (!stream.bufferingResponseBody && stream.responseBodyChunk !== undefined) {
+      stream.responseBodyChunk = Buffer.alloc(0);
+    }
+    stream.responseTrailers = trailers;
+    const status = this.callFilter(
+      stream,
+      "proxy_on_response_trailers",
+      [stream.id, trailers.size],
+      "trailers",
+    );
+    if (status === FilterTrailersStatus.Continue) stream.responseTrailers = undefined;
+    return status;
   }
 
   /** Envoy order at stream end: access log (on_log), then filter destroy (on_done, on_delete). */
@@ -576,7 +630,7 @@ export class Vm {
       case MapType.ResponseHeaders:
         return ctx.accessLogPhase || ctx.responseHeadersHeld ? ctx.responseHeaders : undefined;
       case MapType.ResponseTrailers:
-        return ctx.responseTrailers;
+        return ctx.accessLogPhase ? ctx.loggedResponseTrailers : ctx.responseTrailers;
       default:
         return undefined;
     }
