@@ -1,5 +1,7 @@
 // Data-plane throughput and latency over real HTTP: GET hits, PUTs, and compare-and-set PUTs against a
-// migrated throwaway database (DATABASE_URL's server, or an embedded PostgreSQL when unset).
+// migrated throwaway database (DATABASE_URL's server, or an embedded PostgreSQL when unset). Each
+// scenario is also given as a ratio to a baseline measured in the same run: GET /healthz, the same
+// HTTP stack and client without the database, so the ratio shows what storage adds on this machine.
 //   node --import tsx bench/service-data-plane.ts [seconds=5] [concurrency=32]
 import http from "node:http";
 import { createTestDatabase, startTestApp } from "../test/service/helpers.ts";
@@ -39,6 +41,7 @@ try {
   const url = (i: number) => `${base}/v1/kvms/bench/entries/key-${i % KEYS}`;
   for (let i = 0; i < KEYS; i++) await request(url(i), "PUT", `value-${i}`);
 
+  let baselineRate = 0;
   async function scenario(name: string, op: (i: number) => Promise<Answer>) {
     const latencies: number[] = [];
     let failures = 0;
@@ -56,13 +59,16 @@ try {
     latencies.sort((a, b) => a - b);
     const q = (p: number) =>
       latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
+    const rate = latencies.length / seconds;
+    if (baselineRate === 0) baselineRate = rate;
     console.log(
-      `${name.padEnd(10)} ${(latencies.length / seconds).toFixed(0).padStart(7)} req/s  ` +
-        `p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  5xx ${failures}`,
+      `${name.padEnd(10)} ${rate.toFixed(0).padStart(7)} req/s  ` +
+        `p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  5xx ${failures}  ${(rate / baselineRate).toFixed(2)}× baseline rate`,
     );
   }
 
   console.log(`${seconds} s per scenario, ${concurrency} concurrent clients, ${KEYS} keys`);
+  await scenario("baseline", () => request(`${base}/healthz`));
   await scenario("GET hit", (i) => request(url(i)));
   await scenario("PUT", (i) => request(url(i), "PUT", `v${i}`, { "x-kvm-ttl": "3600" }));
   await scenario("GET+CAS", async (i) => {
