@@ -65,16 +65,14 @@ describe("body handling", () => {
   it("a value split across chunks reaches the store whole (http path)", async () => {
     const plugin = await startKvm({ operations: [putFromBody, getToHeader] });
     const body = Buffer.from(JSON.stringify({ order: { id: "x".repeat(3000) } }));
-    const res = await plugin
-      .worker()
-      .http(
-        {
-          method: "POST",
-          path: "/",
-          chunks: [body.subarray(0, 1000), body.subarray(1000, 2500), body.subarray(2500)],
-        },
-        () => ({ status: 200 }),
-      );
+    const res = await plugin.worker().http(
+      {
+        method: "POST",
+        path: "/",
+        chunks: [body.subarray(0, 1000), body.subarray(1000, 2500), body.subarray(2500)],
+      },
+      () => ({ status: 200 }),
+    );
     assert.equal(res.status, 200);
     assert.equal(res.upstreamRequest?.headers.find(([k]) => k === "x-out")?.[1], "x".repeat(3000));
     assert.equal(res.upstreamRequest?.body.toString(), body.toString());
@@ -98,5 +96,35 @@ describe("body handling", () => {
       w.http({ method: "POST", path: "/", body: '{"order":{"id":"1"}}' }, () => ({ status: 200 })),
       StreamStalledError,
     );
+  });
+});
+
+describe("requests with trailers", () => {
+  it("the body is complete at the trailers: the operations run there and their body edits go upstream", async () => {
+    const plugin = await startKvm({
+      operations: [
+        putFromBody,
+        op({
+          operation_type: "get",
+          key_source_type: "literal",
+          key_source_name: "k",
+          output_destination_type: "body",
+          output_destination_name: "order.copy",
+        }),
+      ],
+    });
+    const res = await plugin.worker().http(
+      {
+        method: "POST",
+        path: "/",
+        chunks: [Buffer.from('{"order":{"id":'), Buffer.from('"T-9"}}')],
+        trailers: [["x-checksum", "abc"]],
+      },
+      () => ({ status: 200 }),
+    );
+    assert.equal(res.status, 200, res.body.toString());
+    assert.deepEqual(JSON.parse(res.upstreamRequest!.body.toString()), { order: { id: "T-9", copy: "T-9" } });
+    assert.deepEqual(res.upstreamRequest?.trailers, [["x-checksum", "abc"]]);
+    assert.equal(plugin.getCounterMetric("envoy_kvm.local.get.hit.settings"), 1);
   });
 });
