@@ -17,6 +17,11 @@ export default tseslint.config(
   },
   ...tseslint.configs.recommended,
   {
+    // CommonJS config files (as-pect loads its configuration with require()).
+    files: ["**/*.cjs"],
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
