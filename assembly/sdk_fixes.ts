@@ -14,6 +14,10 @@ import { __release } from "rt/index-full";
 // freed when proxy_on_delete returns. test/filter/memory.test.ts holds memory flat across thousands
 // of requests on the release and the debug build; releasing one reference too many would trap there
 // (the runtime asserts on decrementing a freed block).
+//
+// This holds only while nothing else keeps a reference to the context when the stream is deleted.
+// Code that stores a context elsewhere (e.g. a pending HTTP callout's callback record, for the
+// cluster policy) must drop that reference before proxy_on_delete, or count it here.
 const LEGITIMATE_REFERENCES_AT_DELETE: u32 = 2;
 
 // rt/common.ts: the reference count is the low 28 bits of the GC info word 16 bytes before an object.
