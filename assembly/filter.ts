@@ -6,7 +6,7 @@ import {
   FilterTrailersStatusValues,
   RootContext,
 } from "@solo-io/proxy-runtime";
-import { Operation, PluginConfig } from "./model";
+import { Operation, PluginConfig, Policy } from "./model";
 import { parseConfig } from "./config";
 import { OpError } from "./errors";
 import { needsBody, runOperation } from "./operations";
@@ -34,11 +34,32 @@ export class KvmRootContext extends RootContext {
       return false;
     }
     this.config = config;
+    warnAboutClusterOperations(config);
     return true;
   }
 
   createContext(contextId: u32): Context {
     return new KvmHttpContext(contextId, this);
+  }
+}
+
+// The cluster policy's configuration is accepted and validated already, but its callouts are not
+// built yet: say so at configuration time rather than only with 503s at request time.
+function warnAboutClusterOperations(config: PluginConfig): void {
+  const lists = new Array<Operation[]>();
+  lists.push(config.operations);
+  for (let i = 0; i < config.routes.length; i++) lists.push(config.routes[i].operations);
+  for (let l = 0; l < lists.length; l++) {
+    const ops = lists[l];
+    for (let i = 0; i < ops.length; i++) {
+      if (ops[i].policy != Policy.Cluster) continue;
+      let where = "operation";
+      if (ops[i].path.length > 0) where = ops[i].path;
+      log(
+        LogLevel.Warn,
+        where + ": policy cluster is not available in this build; the operation will answer 503 policy_unavailable",
+      );
+    }
   }
 }
 

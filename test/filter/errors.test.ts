@@ -246,3 +246,23 @@ describe("metrics", () => {
     assert.equal(plugin.getCounterMetric("envoy_kvm.local.put.ok.settings"), 2);
   });
 });
+
+describe("cluster policy (callouts not built yet)", () => {
+  it("is accepted, warned about at configuration time, and answers 503 policy_unavailable", async () => {
+    const plugin = await startKvm({
+      operations: [
+        op({ policy: "cluster", operation_type: "delete", key_source_type: "literal", key_source_name: "k" }),
+      ],
+    });
+    assert.ok(
+      plugin
+        .getLogs(3)
+        .some((line) => line.startsWith("operations[0]: policy cluster is not available in this build")),
+      plugin.getLogs(3).join("\n"),
+    );
+    const res = await send(plugin.worker(), { path: "/" });
+    assert.equal(res.status, 503);
+    assert.equal(res.json().error, "policy_unavailable");
+    assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.delete.error.settings"), 1);
+  });
+});
