@@ -125,6 +125,13 @@ export class KvmHttpContext extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
+  // The SDK's defaults for these build and log a debug string on every request; nothing to do here.
+  onLog(): void {}
+
+  onDone(): bool {
+    return true;
+  }
+
   onDelete(): void {
     releaseLeakedContextReferences(changetype<usize>(this));
   }
