@@ -294,19 +294,25 @@ function kvmCommand(): Command {
       const write = async (text: string) => {
         if (!out.write(text)) await once(out, "drain");
       };
+      // The map's entry count sizes the progress bar. The maps listing has its own page tokens, which the
+      // entries export below must not start from.
       let total = 0;
-      let token = "";
+      let mapsToken = "";
       do {
-        const query = new URLSearchParams({ page_size: "100", ...(token ? { page_token: token } : {}) });
+        const query = new URLSearchParams({
+          page_size: "1000",
+          ...(mapsToken ? { page_token: mapsToken } : {}),
+        });
         const page = await c.json<{
           kvms: { name: string; entries: number }[];
           next_page_token: string | null;
         }>("GET", `/admin/v1/kvms?${query}`);
         total = page.kvms.find((m) => m.name === name)?.entries ?? total;
-        token = page.next_page_token ?? "";
-      } while (token !== "" && total === 0);
+        mapsToken = page.next_page_token ?? "";
+      } while (mapsToken !== "" && total === 0);
       const bar = file === undefined ? null : progressBar("export", total);
       let count = 0;
+      let token = "";
       await write('{"keyValueEntries":[');
       try {
         do {

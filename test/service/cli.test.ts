@@ -184,6 +184,34 @@ describe("service and kvm commands", () => {
     }
   });
 
+  test("export finds its map among more than one page of maps", async () => {
+    // 1,001 other maps: the map listing (used to size the progress bar) has a next page, and its page token
+    // must not leak into the entries export.
+    await sql(
+      `INSERT INTO kvm_data (kvm_name, key, value)
+       SELECT 'many-' || lpad(i::text, 4, '0'), '\\x6b'::bytea, '\\x76'::bytea FROM generate_series(0, 1000) i`,
+    );
+    await sql(
+      `INSERT INTO kvm_data (kvm_name, key, value) VALUES ('a-first', '\\x31', '\\x76'), ('a-first', '\\x32', '\\x76')`,
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const file = path.join(dir, "out.json");
+      const res = await kvm(["export", "a-first", file]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.deepEqual(JSON.parse(readFileSync(file, "utf8")), {
+        keyValueEntries: [
+          { name: "1", value: "v" },
+          { name: "2", value: "v" },
+        ],
+        nextPageToken: "",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sql("DELETE FROM kvm_data WHERE kvm_name LIKE 'many-%' OR kvm_name = 'a-first'");
+    }
+  });
+
   test("SIGTERM: stops accepting, finishes the in-flight request, exits 0", async () => {
     // A transaction holding the row lock keeps one PUT in flight for as long as the test wants.
     await fetch(`${service.url}/v1/kvms/shutdown/entries/k`, {
@@ -225,6 +253,16 @@ describe("service and kvm commands", () => {
     assert.equal(await service.exited, 0);
     assert.match(service.logs(), /shutting down: finishing in-flight requests/);
   });
+
+  async function sql(text: string): Promise<void> {
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      await c.query(text);
+    } finally {
+      await c.end();
+    }
+  }
 
   async function versionOf(map: string, key: string): Promise<number> {
     const c = new pg.Client({ connectionString: dbUrl });
