@@ -94,9 +94,12 @@ function migrateCommand(): Command {
     .command("down")
     .description("revert the last migration(s)")
     .addOption(new Option("--count <n>", "how many migrations to revert").argParser(positiveInt).default(1))
-    .action(async (opts: { count: number }) => {
+    .option("--drop-data", "allow reverting the migration that creates kvm_data while it holds entries")
+    .action(async (opts: { count: number; dropData?: boolean }) => {
       const { migrateDown } = await migrations();
-      const reverted = await withDatabase((url) => migrateDown(url, opts.count));
+      const reverted = await withDatabase((url) =>
+        migrateDown(url, opts.count, undefined, { dropData: opts.dropData === true }),
+      );
       console.log(reverted.length === 0 ? "nothing to revert" : `reverted: ${reverted.join(", ")}`);
     });
   migrate

@@ -32,10 +32,13 @@ async function run(
   direction: "up" | "down",
   count: number,
   logger: MigrationLogger,
+  dropData = false,
 ): Promise<string[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
+    // Read by down migrations that would delete entries (0001 refuses without it).
+    if (dropData) await client.query("SET envoy_kvm.drop_data = 'on'");
     const ran = await runner({
       dbClient: client,
       dir: MIGRATIONS_DIR,
@@ -62,13 +65,17 @@ export function migrateUp(
   return run(databaseUrl, "up", count, logger);
 }
 
-/** Reverts the last `count` applied migrations. */
+/**
+ * Reverts the last `count` applied migrations. A migration whose revert would delete entries refuses while
+ * live entries exist, unless `dropData` is set.
+ */
 export function migrateDown(
   databaseUrl: string,
   count = 1,
   logger: MigrationLogger = quiet,
+  options: { dropData?: boolean } = {},
 ): Promise<string[]> {
-  return run(databaseUrl, "down", count, logger);
+  return run(databaseUrl, "down", count, logger, options.dropData ?? false);
 }
 
 export interface MigrationStatus {

@@ -23,5 +23,19 @@ CREATE TABLE IF NOT EXISTS kvm_data (
 ALTER SEQUENCE kvm_data_version_seq OWNED BY kvm_data.version;
 
 -- Down Migration
+-- Reverting this migration deletes every entry, so it refuses while live entries exist unless the session
+-- says the loss is intended (`envoy-kvm migrate down --drop-data` sets envoy_kvm.drop_data). Nested IFs:
+-- the inner SELECT is planned only when the table exists, so the down migration stays re-runnable.
+DO $$
+BEGIN
+  IF to_regclass('kvm_data') IS NOT NULL
+     AND coalesce(current_setting('envoy_kvm.drop_data', true), '') <> 'on' THEN
+    IF EXISTS (SELECT 1 FROM kvm_data WHERE expires_at IS NULL OR expires_at > now()) THEN
+      RAISE EXCEPTION 'kvm_data still holds entries and reverting 0001_create-kvm-data would delete them all: '
+        'export the maps first (envoy-kvm kvm export), then run envoy-kvm migrate down --drop-data';
+    END IF;
+  END IF;
+END
+$$;
 DROP TABLE IF EXISTS kvm_data;
 DROP SEQUENCE IF EXISTS kvm_data_version_seq;

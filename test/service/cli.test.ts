@@ -98,6 +98,17 @@ describe("migrate", () => {
     assert.equal(current.code, 0);
     const down = await runCli(["migrate", "down"], { DATABASE_URL: url });
     assert.equal(down.stdout, "reverted: 0002_kvm-data-expiry-index\n");
+
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', '\\x6b', '\\x76')");
+    await client.end();
+    const refused = await runCli(["migrate", "down"], { DATABASE_URL: url });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /kvm_data still holds entries .*migrate down --drop-data/);
+    const dropped = await runCli(["migrate", "down", "--drop-data"], { DATABASE_URL: url });
+    assert.equal(dropped.code, 0, dropped.stderr);
+    assert.equal(dropped.stdout, "reverted: 0001_create-kvm-data\n");
   });
 
   test("the service refuses an unmigrated database with the command to run", async () => {

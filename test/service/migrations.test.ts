@@ -73,13 +73,31 @@ describe("0001_create-kvm-data", () => {
     await withClient(url, (c) => c.query(upSql("0001_create-kvm-data")));
     assert.deepEqual(await rows(url), ["a=v"]);
 
-    assert.deepEqual(await migrateDown(url, 1), ["0001_create-kvm-data"]);
+    assert.deepEqual(await migrateDown(url, 1, undefined, { dropData: true }), ["0001_create-kvm-data"]);
     assert.equal(await exists(url, "kvm_data"), false);
     assert.equal(await exists(url, "kvm_data_version_seq"), false);
 
     assert.deepEqual(await migrateUp(url, 1), ["0001_create-kvm-data"]);
     await insert(url, "b");
     assert.deepEqual(await rows(url), ["b=v"]);
+  });
+
+  test("down refuses to delete live entries unless told to drop the data", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url);
+    await insert(url, "kept");
+    await assert.rejects(
+      migrateDown(url, 2),
+      /kvm_data still holds entries .*envoy-kvm migrate down --drop-data/,
+    );
+    // Only 0002 was reverted; 0001 and the entry are still there.
+    assert.deepEqual(await rows(url), ["kept=v"]);
+    assert.deepEqual((await withClient(url, (c) => migrationStatus(c))).applied, ["0001_create-kvm-data"]);
+
+    // Expired entries are already invisible: they do not hold the revert up.
+    await withClient(url, (c) => c.query("UPDATE kvm_data SET expires_at = now() - interval '1 second'"));
+    assert.deepEqual(await migrateDown(url, 1), ["0001_create-kvm-data"]);
+    assert.equal(await exists(url, "kvm_data"), false);
   });
 });
 
