@@ -36,7 +36,13 @@ const BulkEntrySchema = Type.Object(
   {
     ...Bytes("name"),
     ...Bytes("value"),
-    expires_at: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: "Unix milliseconds" })),
+    // Whole milliseconds the database can store (PostgreSQL's timestamps end in the year 294276): anything
+    // else is the client's mistake, a 400, not a failed SQL cast.
+    expires_at: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()], {
+        description: "Unix milliseconds",
+      }),
+    ),
   },
   {
     description:

@@ -298,6 +298,17 @@ describe("bulk import and export", () => {
     assert.equal((await t.app.inject({ method: "GET", url: entryUrl("atomic", "fine") })).statusCode, 404);
   });
 
+  test("an expires_at that is not whole Unix milliseconds is 400, not a database error", async () => {
+    for (const expires_at of [1e20, 1.5, -1]) {
+      const res = await admin("POST", "/admin/v1/kvms/bad-expiry/import", {
+        keyValueEntries: [{ name: "k", value: "v", expires_at }],
+      });
+      assert.equal(res.statusCode, 400, `${expires_at}: ${res.body}`);
+      assert.equal(res.json().error, "bad_request");
+    }
+    assert.equal((await t.app.inject({ method: "GET", url: entryUrl("bad-expiry", "k") })).statusCode, 404);
+  });
+
   test("round trip of 10,000 entries (text, binary, expiring) through export and import", async () => {
     const now = Date.now();
     const source: BulkEntry[] = Array.from({ length: 10_000 }, (_, i) => {
