@@ -19,6 +19,8 @@ export interface ServiceConfig {
   /** Bearer tokens accepted on /admin/v1 (and on /v1: admin is a superset). */
   adminTokens: string[];
   insecure: boolean;
+  /** KVM_INSECURE=1 was given (rather than implied by the embedded-database default). */
+  insecureExplicit: boolean;
   maxValueBytes: number;
   /** Body limit of the bulk import route. */
   maxImportBytes: number;
@@ -81,7 +83,18 @@ function flag(env: Env, name: string): boolean {
  * Tokens that are configured are enforced in every mode.
  */
 export function assertAuthConfigured(config: ServiceConfig): void {
-  if (config.insecure) return;
+  if (config.insecure) {
+    // The embedded default is insecure because it is local: listening beyond loopback with an open plane
+    // takes the explicit KVM_INSECURE=1.
+    const open = config.dataTokens.length === 0 || config.adminTokens.length === 0;
+    if (open && !config.insecureExplicit && !isLoopback(config.host)) {
+      throw new ConfigError(
+        `HOST=${config.host} would expose planes without tokens beyond this machine: set KVM_DATA_TOKENS and ` +
+          "KVM_ADMIN_TOKENS, or set KVM_INSECURE=1 to allow it explicitly",
+      );
+    }
+    return;
+  }
   for (const [name, list] of [
     ["KVM_DATA_TOKENS", config.dataTokens],
     ["KVM_ADMIN_TOKENS", config.adminTokens],
@@ -95,11 +108,16 @@ export function assertAuthConfigured(config: ServiceConfig): void {
   }
 }
 
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
   const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== "" ? env.DATABASE_URL : null;
   const dataTokens = tokens(env, "KVM_DATA_TOKENS");
   const adminTokens = tokens(env, "KVM_ADMIN_TOKENS");
-  const insecure = flag(env, "KVM_INSECURE") || databaseUrl === null;
+  const insecureExplicit = flag(env, "KVM_INSECURE");
+  const insecure = insecureExplicit || databaseUrl === null;
   const embeddedPortRaw = env.KVM_EMBEDDED_PG_PORT;
   return {
     databaseUrl,
@@ -109,6 +127,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataTokens,
     adminTokens,
     insecure,
+    insecureExplicit,
     maxValueBytes: integer(env, "KVM_MAX_VALUE_BYTES", DEFAULT_MAX_VALUE_BYTES, 1, 64 * 1024 * 1024),
     maxImportBytes: integer(env, "KVM_MAX_IMPORT_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     purgeIntervalMs: integer(env, "KVM_PURGE_INTERVAL_MS", 60_000, 0, 24 * 3600 * 1000),

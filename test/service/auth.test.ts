@@ -133,6 +133,26 @@ describe("configuration", () => {
     );
   });
 
+  test("the embedded default listens beyond loopback without tokens only with KVM_INSECURE=1", () => {
+    for (const host of ["127.0.0.1", "localhost", "::1"]) {
+      assert.doesNotThrow(() => assertAuthConfigured(loadConfig({ HOST: host })), host);
+    }
+    assert.throws(
+      () => assertAuthConfigured(loadConfig({ HOST: "0.0.0.0" })),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /^HOST=0.0.0.0 would expose planes without tokens .*KVM_INSECURE=1/.test(err.message),
+    );
+    assert.throws(
+      () => assertAuthConfigured(loadConfig({ HOST: "0.0.0.0", KVM_DATA_TOKENS: "d" })),
+      /HOST=0.0.0.0 would expose/,
+    );
+    assert.doesNotThrow(() => assertAuthConfigured(loadConfig({ HOST: "0.0.0.0", KVM_INSECURE: "1" })));
+    assert.doesNotThrow(() =>
+      assertAuthConfigured(loadConfig({ HOST: "0.0.0.0", KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a" })),
+    );
+  });
+
   test("defaults and parsed values", () => {
     const c = loadConfig({ DATABASE_URL: url, KVM_DATA_TOKENS: " a ,b,, c ", KVM_MAX_VALUE_BYTES: "2048" });
     assert.equal(c.port, 8081);
