@@ -267,24 +267,40 @@ function kvmCommand(): Command {
       const entries = parsed.keyValueEntries;
       const c = client();
       const totals = { created: 0, replaced: 0, skipped: 0, expired: 0 };
+      const summary = () =>
+        `${totals.created} created, ${totals.replaced} replaced, ${totals.skipped} skipped, ` +
+        `${totals.expired} already expired`;
       const bar = progressBar("import", entries.length);
+      let offset = 0;
       try {
         for (const batch of batches(entries, opts.batchSize, IMPORT_BATCH_BYTES)) {
-          const result = await c.json<ImportResult>(
-            "POST",
-            `/admin/v1/kvms/${encodeURIComponent(name)}/import?mode=${opts.mode}`,
-            { keyValueEntries: batch },
-          );
+          let result: ImportResult;
+          try {
+            result = await c.json<ImportResult>(
+              "POST",
+              `/admin/v1/kvms/${encodeURIComponent(name)}/import?mode=${opts.mode}`,
+              { keyValueEntries: batch },
+            );
+          } catch (err) {
+            // Each batch is its own transaction: say which entries landed, and number the failing entry as
+            // in the file, not as in the batch the service saw.
+            const cause =
+              err instanceof ServiceError
+                ? `${err.message.replace(/keyValueEntries\[(\d+)\]/g, (_all, i: string) => `keyValueEntries[${offset + Number(i)}]`)} (${err.status} ${err.code})`
+                : (err as Error).message;
+            throw new Error(
+              `${cause}; entries ${offset}–${offset + batch.length - 1} were not imported, ` +
+                `the ${offset} before them were (${summary()})`,
+            );
+          }
           for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += result[k];
           bar.increment(batch.length);
+          offset += batch.length;
         }
       } finally {
         bar.stop();
       }
-      console.log(
-        `imported ${entries.length} entries: ${totals.created} created, ${totals.replaced} replaced, ` +
-          `${totals.skipped} skipped, ${totals.expired} already expired`,
-      );
+      console.log(`imported ${entries.length} entries: ${summary()}`);
     });
 
   kvm

@@ -195,6 +195,30 @@ describe("service and kvm commands", () => {
     }
   });
 
+  test("a failing import batch: its entries numbered as in the file, and what landed before it", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const entries = Array.from({ length: 25 }, (_, i) => ({
+        name: `p${String(i).padStart(2, "0")}`,
+        value: "v",
+      }));
+      entries[21].name = "x".repeat(513);
+      writeFileSync(path.join(dir, "in.json"), JSON.stringify({ keyValueEntries: entries }));
+      const res = await kvm(["import", "partial", path.join(dir, "in.json"), "--batch-size", "10"]);
+      assert.equal(res.code, 1);
+      assert.equal(
+        res.stderr,
+        "envoy-kvm: keyValueEntries[21].name is 513 bytes; the limit is 512 bytes (400 key_too_long); " +
+          "entries 20–24 were not imported, the 20 before them were " +
+          "(20 created, 0 replaced, 0 skipped, 0 already expired)\n",
+      );
+      assert.equal((await kvm(["list"])).stdout.includes("partial\t20\n"), true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sql("DELETE FROM kvm_data WHERE kvm_name = 'partial'");
+    }
+  });
+
   test("export finds its map among more than one page of maps", async () => {
     // 1,001 other maps: the map listing (used to size the progress bar) has a next page, and its page token
     // must not leak into the entries export.
