@@ -4,6 +4,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type pg from "pg";
+import pino from "pino";
 import type { ServiceConfig } from "./config.ts";
 import { KvmRepository } from "./repository.ts";
 import { HttpError } from "./errors.ts";
@@ -51,23 +52,36 @@ function isDatabaseUnavailable(err: unknown): boolean {
   return typeof code === "string" && /^(08|57P0|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND)/.test(code);
 }
 
+/**
+ * PostgreSQL errors can quote the data they failed on: `detail` ("Failing row contains (…)" for a constraint a
+ * DBA added, "Key (kvm_name, key)=(…)"), `where` (bind parameter values, when the server's
+ * log_parameter_max_length_on_error allows), `internalQuery`. Logged errors keep everything else.
+ * https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+export function serializeError(err: Error): pino.SerializedError {
+  const out = pino.stdSerializers.err(err);
+  for (const field of ["detail", "where", "internalQuery", "hint"]) delete out[field];
+  return out;
+}
+
 export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
   const { config, pool } = options;
   const app = Fastify({
     logger:
       options.logger === false
         ? false
-        : options.logger === true || options.logger === undefined
-          ? {
-              level: config.logLevel,
-              // Values are never logged: Fastify does not log bodies, and these paths are censored in case a
-              // future log call passes a request or an entry object.
-              redact: {
-                paths: ["req.headers.authorization", "body", "value", "*.value"],
-                censor: "[redacted]",
-              },
-            }
-          : options.logger,
+        : {
+            level: config.logLevel,
+            // Values are never logged: Fastify does not log bodies, these paths are censored in case a future
+            // log call passes a request or an entry object, and database errors lose the fields that quote data.
+            redact: {
+              paths: ["req.headers.authorization", "body", "value", "*.value"],
+              censor: "[redacted]",
+            },
+            serializers: { err: serializeError },
+            // Tests pass a level and a stream; the protections above still apply.
+            ...(typeof options.logger === "object" ? options.logger : {}),
+          },
     // Map names are up to 128 characters (the router's default parameter limit is 100); keys never reach
     // the router (see rewriteEntryUrl).
     routerOptions: { maxParamLength: 256 },

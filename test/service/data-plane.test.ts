@@ -470,4 +470,37 @@ describe("observability", () => {
     assert.ok(!all.includes("secret-value-0815"));
     assert.ok(!all.includes("secret-key-4711"));
   });
+
+  test("a database error that quotes the failing row is logged without it", async () => {
+    // A constraint a DBA added: PostgreSQL's error detail then quotes the whole row, value included.
+    const url = await db.createSibling();
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logged = await startTestApp(url, {}, { logger: { level: "info", stream: sink } });
+    try {
+      await logged.pool.query(
+        "ALTER TABLE kvm_data ADD CONSTRAINT tiny_values CHECK (octet_length(value) < 4)",
+      );
+      const res = await logged.app.inject({
+        method: "PUT",
+        url: entryUrl("logs", "secret-key-4711"),
+        payload: "secret-value-0815",
+      });
+      assert.equal(res.statusCode, 500);
+      assert.deepEqual(res.json(), { error: "internal", message: "internal error" });
+    } finally {
+      await logged.close();
+    }
+    const all = lines.join("");
+    assert.match(all, /"code":"23514".*"constraint":"tiny_values".*"msg":"request failed"/);
+    for (const secret of ["secret-value-0815", "secret-key-4711"]) {
+      assert.ok(!all.includes(secret), secret);
+      assert.ok(!all.includes(Buffer.from(secret).toString("hex")), `${secret} in hex`);
+    }
+  });
 });
