@@ -41,16 +41,20 @@ describe("envoy/envoy.yaml", () => {
       for (let i = 0; i < name.length; i++) if (!removed.some(([s, e]) => i >= s && i < e)) rest += name[i];
       return { rest, tags };
     };
-    assert.deepEqual(extract("envoy_kvm.local.get.hit.api.v1-settings"), {
-      rest: "envoy_kvm",
+    // Envoy names a wasm metric wasmcustom.<name> (context.cc defineMetric) and extracts tags from
+    // that full name; the namespace is dropped only on output.
+    assert.deepEqual(extract("wasmcustom.envoy_kvm.local.get.hit.api.v1-settings"), {
+      rest: "wasmcustom.envoy_kvm",
       tags: { kvm_policy: "local", kvm_operation: "get", kvm_result: "hit", kvm_name: "api.v1-settings" },
     });
-    assert.deepEqual(extract("envoy_kvm.cluster.delete.error.x").tags, {
+    assert.deepEqual(extract("wasmcustom.envoy_kvm.cluster.delete.error.x").tags, {
       kvm_policy: "cluster",
       kvm_operation: "delete",
       kvm_result: "error",
       kvm_name: "x",
     });
     assert.deepEqual(extract("cluster.upstream.upstream_rq_total").tags, {});
+    // The bare name (without the namespace Envoy adds) is not what Envoy matches against.
+    assert.deepEqual(extract("envoy_kvm.local.get.hit.x").tags, {});
   });
 });
