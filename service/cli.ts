@@ -376,7 +376,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`envoy-kvm: configuration error: ${err.message}`);
-    } else if (err instanceof ServiceError) {
+    } else if (err instanceof ServiceError && err.status !== 0) {
       console.error(`envoy-kvm: ${err.message} (${err.status} ${err.code})`);
     } else {
       console.error(`envoy-kvm: ${(err as Error).message}`);

@@ -57,7 +57,10 @@ export class AdminClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      throw new ServiceError(0, "unreachable", `cannot reach ${url.origin}: ${(err as Error).message}`);
+      // fetch only says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is its cause.
+      const cause = (err as { cause?: unknown }).cause;
+      const reason = cause instanceof Error ? cause.message : (err as Error).message;
+      throw new ServiceError(0, "unreachable", `cannot reach ${url.origin}: ${reason}`);
     }
     if (res.status >= 400) {
       const text = await res.text();

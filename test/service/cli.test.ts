@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { batches } from "../../service/cli.ts";
+import { freePort } from "../../service/embedded-postgres.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/envoy-kvm.js");
@@ -160,6 +161,16 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("a service that is not there is reported with the reason", async () => {
+    const port = await freePort();
+    const res = await runCli(["kvm", "--url", `http://127.0.0.1:${port}`, "list"]);
+    assert.equal(res.code, 1);
+    assert.equal(
+      res.stderr,
+      `envoy-kvm: cannot reach http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+    );
   });
 
   test("a wrong token is reported, not crashed on", async () => {
