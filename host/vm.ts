@@ -64,20 +64,16 @@ interface BodyBuffer {
 function mutableBuffer(get: () => Buffer, set: (b: Buffer) => void): BodyBuffer {
   return {
     data: get,
-    // envoy context.cc Buffer::copyFrom: start 0 & length 0 prepends, start 0 & length ≥ size
-    // replaces everything, start ≥ size appends; anything else is BadArgument.
+    // envoy source/extensions/common/wasm/context.cc Buffer::copyFrom (1.35+, the version that also
+    // reads allow_on_headers_stop_iteration): start 0 drains `length` bytes (OwnedImpl::drain stops
+    // at the end of the buffer) and prepends the data — so length 0 prepends, 0 < length < size
+    // replaces the first `length` bytes, length ≥ size replaces everything; start ≥ size appends;
+    // 0 < start < size is BadArgument.
     copyFrom(start, length, data) {
       const current = get();
       if (start === 0) {
-        if (length === 0) {
-          set(Buffer.concat([data, current]));
-          return WasmResult.Ok;
-        }
-        if (length >= current.length) {
-          set(Buffer.from(data));
-          return WasmResult.Ok;
-        }
-        return WasmResult.BadArgument;
+        set(Buffer.concat([data, current.subarray(Math.min(length, current.length))]));
+        return WasmResult.Ok;
       }
       if (start >= current.length) {
         set(Buffer.concat([current, data]));
@@ -957,15 +953,20 @@ export class Vm {
         const data = buffer.data();
         const s = u(start);
         let len = u(length);
-        if (s > data.length) return WasmResult.BadArgument;
-        if (s + len > data.length) len = data.length - s;
-        // exports.cc get_buffer_bytes: nothing is written (not even size 0) when there is nothing to copy.
-        if (len > 0) {
-          return mem.copyToPointerSize(data.subarray(s, s + len), ptrPtr, sizePtr)
-            ? WasmResult.Ok
-            : WasmResult.InvalidMemoryAccess;
+        // proxy-wasm-cpp-host src/exports.cc get_buffer_bytes (since #303 "Don't overread
+        // buffers"): start past the end makes the length 0, a range past the end is clamped, and
+        // a zero length writes pointer 0 then size 0 (each InvalidMemoryAccess if its slot is
+        // outside memory) and returns Ok without allocating. (The `start > start + length`
+        // overflow check cannot fire: both are u32 widened to 64 bits.)
+        if (s > data.length) len = 0;
+        else if (s + len > data.length) len = data.length - s;
+        if (len === 0) {
+          if (!mem.writeU32(ptrPtr, 0)) return WasmResult.InvalidMemoryAccess;
+          return mem.writeU32(sizePtr, 0) ? WasmResult.Ok : WasmResult.InvalidMemoryAccess;
         }
-        return WasmResult.Ok;
+        return mem.copyToPointerSize(data.subarray(s, s + len), ptrPtr, sizePtr)
+          ? WasmResult.Ok
+          : WasmResult.InvalidMemoryAccess;
       },
       proxy_set_buffer_bytes: (
         type: number,
