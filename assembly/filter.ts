@@ -141,8 +141,12 @@ export class KvmHttpContext extends Context {
     let body = getBufferBytes(BufferType.RequestBody, 0, this.bodySize);
     if (body === null) body = new ArrayBuffer(0);
     this.state.setBody(body);
-    if (!this.runAll()) return false;
+    if (!this.runAll()) {
+      this.state.releaseBody();
+      return false;
+    }
     const flushError = this.state.flushBody(this.bodySize);
+    this.state.releaseBody();
     if (flushError !== null) {
       this.reject(this.operations[this.operations.length - 1], flushError);
       return false;

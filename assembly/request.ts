@@ -2,8 +2,9 @@
 // for "missing"; every write returns an OpError or null. Nothing here throws.
 import { Destination, DestinationType, Source, SourceType } from "./model";
 import { badRequest, OpError } from "./errors";
-import { JsonKind, JsonValue, jsonPathGet, jsonPathSet, jsonQuote, parseJson } from "./json";
-import { decodeUtf8, encodeUtf8 } from "./utf8";
+import { JsonKind, jsonQuote } from "./json";
+import { JsonSpan, findJsonPath, jsonStringBytes, scanJson, setJsonPath } from "./json_scan";
+import { decodeUtf8 } from "./utf8";
 import { getQueryParam, setQueryParam } from "./query";
 import { BufferType, MapType, WasmResult } from "./host/abi";
 import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./host/calls";
@@ -48,8 +49,9 @@ export class RequestState {
   // The whole request body, once it has been read at end of stream; null before or without one.
   body: Uint8Array | null = null;
   bodyChanged: bool = false;
-  private parsedBody: JsonValue | null = null;
-  private bodyParsed: bool = false;
+  // The body's JSON root (validated, no tree built), computed once per body version.
+  private bodyRoot: JsonSpan | null = null;
+  private bodyScanned: bool = false;
 
   // Values set by earlier operations of this request (mirrored to Envoy filter state).
   shared: Map<string, ArrayBuffer> = new Map();
@@ -59,17 +61,25 @@ export class RequestState {
 
   setBody(body: ArrayBuffer): void {
     this.body = Uint8Array.wrap(body);
-    this.bodyParsed = false;
-    this.parsedBody = null;
+    this.bodyScanned = false;
+    this.bodyRoot = null;
   }
 
-  private bodyJson(): JsonValue | null {
-    if (!this.bodyParsed) {
-      this.bodyParsed = true;
+  // Drops the body once the operations ran: a stream may stay open long after, and wasm memory
+  // never shrinks.
+  releaseBody(): void {
+    this.body = null;
+    this.bodyScanned = false;
+    this.bodyRoot = null;
+  }
+
+  private bodyJson(): JsonSpan | null {
+    if (!this.bodyScanned) {
+      this.bodyScanned = true;
       const body = this.body;
-      if (body !== null) this.parsedBody = parseJson(body).value;
+      if (body !== null) this.bodyRoot = scanJson(body);
     }
-    return this.parsedBody;
+    return this.bodyRoot;
   }
 
   readSource(source: Source): ArrayBuffer | null {
@@ -100,9 +110,9 @@ export class RequestState {
     if (path.length == 0) return sliceBuffer(body, 0, body.length);
     const root = this.bodyJson();
     if (root === null) return null;
-    const found = jsonPathGet(root, path);
+    const found = findJsonPath(body, root, path);
     if (found === null) return null;
-    if (found.kind == JsonKind.String) return encodeUtf8(found.stringValue).buffer;
+    if (found.kind == JsonKind.String) return jsonStringBytes(body, found);
     // Any other JSON value: its JSON text exactly as the client sent it.
     return sliceBuffer(body, found.start, found.end);
   }
@@ -161,7 +171,7 @@ export class RequestState {
     if (text === null) {
       return badRequest("invalid_value", "the value is not UTF-8 text; cannot put it into JSON field \"" + path + '"');
     }
-    const updated = jsonPathSet(body, root, path, jsonQuote(text));
+    const updated = setJsonPath(body, root, path, jsonQuote(text));
     if (updated === null) {
       return badRequest("invalid_body", 'body field "' + path + '" crosses a value that is not an object');
     }
@@ -172,8 +182,8 @@ export class RequestState {
   private replaceBody(body: Uint8Array): void {
     this.body = body;
     this.bodyChanged = true;
-    this.bodyParsed = false;
-    this.parsedBody = null;
+    this.bodyScanned = false;
+    this.bodyRoot = null;
   }
 
   // Hands a changed body back to Envoy while the headers are still held, fixing content-length
