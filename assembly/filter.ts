@@ -172,7 +172,7 @@ export class KvmHttpContext extends Context {
       }
       countResult(op, RESULT_ERROR);
       if (op.onErrorContinue) {
-        log(LogLevel.Warn, describeFailure(op, error) + "; continuing (on_error_continue)");
+        log(LogLevel.Debug, describeFailure(op, error) + "; continuing (on_error_continue)");
         continue;
       }
       this.reject(op, error);
@@ -182,7 +182,9 @@ export class KvmHttpContext extends Context {
   }
 
   private reject(op: Operation, error: OpError): void {
-    log(LogLevel.Info, describeFailure(op, error));
+    // Debug, not info: clients can trigger these at will, and Envoy's default log level is info.
+    log(LogLevel.Debug, describeFailure(op, error));
+    this.state.dropResponseHeaders();
     const body =
       '{"error":' +
       jsonQuote(error.code) +

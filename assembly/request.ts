@@ -17,12 +17,14 @@ function sliceBuffer(view: Uint8Array, start: i32, end: i32): ArrayBuffer {
   return view.buffer.slice(view.byteOffset + start, view.byteOffset + end);
 }
 
-// Header values may not carry CR, LF or NUL (Envoy's HeaderString validity rules).
+// A header value must be field-value bytes (RFC 9110 §5.5): HTAB, SP, visible ASCII and obs-text
+// 0x80-0xFF. Envoy itself only refuses NUL, CR and LF, but other control bytes would make an HTTP/2
+// upstream reset the stream (RFC 9113 §8.2.1), failing every request that reads the entry.
 function validHeaderValue(value: ArrayBuffer): bool {
   const base = changetype<usize>(value);
   for (let i = 0; i < value.byteLength; i++) {
     const c = load<u8>(base + i);
-    if (c == 0 || c == 0x0a || c == 0x0d) return false;
+    if ((c < 0x20 && c != 0x09) || c == 0x7f) return false;
   }
   return true;
 }
@@ -199,6 +201,13 @@ export class RequestState {
     return null;
   }
 
+  // A failed operation's local reply must not carry values earlier operations meant for a
+  // successful response.
+  dropResponseHeaders(): void {
+    this.responseHeaderNames = [];
+    this.responseHeaderValues = [];
+  }
+
   applyResponseHeaders(): void {
     for (let i = 0; i < this.responseHeaderNames.length; i++) {
       replaceHeader(MapType.ResponseHeaders, this.responseHeaderNames[i], this.responseHeaderValues[i]);
@@ -207,7 +216,7 @@ export class RequestState {
 }
 
 function headerValueError(name: string): OpError {
-  return badRequest("invalid_value", 'the value cannot be sent in header "' + name + '": it contains CR, LF or NUL');
+  return badRequest("invalid_value", 'the value cannot be sent in header "' + name + '": it contains control characters');
 }
 
 function hostWrite(result: WasmResult, what: string): OpError | null {

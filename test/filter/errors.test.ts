@@ -124,7 +124,7 @@ describe("failed operations", () => {
     assert.equal(big.json().error, "value_too_large");
   });
 
-  it("a value with CR/LF cannot become a header: 400 invalid_value", async () => {
+  it("a value with CR/LF cannot become a header (no header injection): 400 invalid_value", async () => {
     const plugin = await startKvm({
       operations: [
         op({
@@ -264,5 +264,95 @@ describe("cluster policy (callouts not built yet)", () => {
     assert.equal(res.status, 503);
     assert.equal(res.json().error, "policy_unavailable");
     assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.delete.error.settings"), 1);
+  });
+});
+
+describe("more failure paths", () => {
+  const putThenGet = (dest: string) => [
+    op({
+      operation_type: "put",
+      key_source_type: "literal",
+      key_source_name: "k",
+      value_source_type: "query",
+      value_source_name: "v",
+    }),
+    op({
+      operation_type: "get",
+      key_source_type: "literal",
+      key_source_name: "k",
+      output_destination_type: dest,
+      output_destination_name: "x-out",
+    }),
+  ];
+
+  it("control characters other than HTAB never reach a header; HTAB and obs-text do", async () => {
+    const plugin = await startKvm({ operations: putThenGet("header") });
+    for (const bad of ["a%01b", "a%7Fb"]) {
+      const res = await send(plugin.worker(), { path: `/?v=${bad}` });
+      assert.equal(res.status, 400, bad);
+      assert.equal(res.json().error, "invalid_value");
+    }
+    const ok = await send(plugin.worker(), { path: "/?v=a%09b%C3%A9" });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.upstreamHeader("x-out"), "a\tbé");
+  });
+
+  it("a failed operation's local reply carries no response_header values of earlier operations", async () => {
+    const plugin = await startKvm({
+      operations: [
+        ...putThenGet("response_header"),
+        op({
+          operation_type: "get",
+          key_source_type: "header",
+          key_source_name: "x-absent",
+          output_destination_type: "header",
+          output_destination_name: "x-o",
+        }),
+      ],
+    });
+    const res = await send(plugin.worker(), { path: `/?v=${SECRET}` });
+    assert.equal(res.status, 400);
+    assert.equal(res.responseHeader("x-out"), undefined);
+  });
+
+  it("CAS retries that never succeed end in 503 store_unavailable", async () => {
+    const plugin = await startKvm(
+      op({
+        operation_type: "put",
+        key_source_type: "literal",
+        key_source_name: "k",
+        value_source_type: "literal",
+        value_source_name: "v",
+      }),
+    );
+    plugin.sharedData.set(Buffer.from("envoy_kvm:settings:k"), Buffer.alloc(0), 0);
+    let attempts = 0;
+    plugin.sharedData.set = () => {
+      attempts++;
+      return 8; // CasMismatch: another worker always wins
+    };
+    const res = await send(plugin.worker(), { path: "/" });
+    assert.equal(res.status, 503);
+    assert.equal(res.json().error, "store_unavailable");
+    assert.equal(attempts, 32);
+  });
+
+  it("on_error_continue also covers store failures", async () => {
+    const plugin = await startKvm({
+      operations: [
+        op({
+          operation_type: "put",
+          key_source_type: "literal",
+          key_source_name: "k",
+          value_source_type: "literal",
+          value_source_name: "v",
+          on_error_continue: true,
+        }),
+      ],
+    });
+    plugin.sharedData.set = () => 10;
+    const res = await send(plugin.worker(), { path: "/" });
+    assert.equal(res.status, 200);
+    assert.equal(plugin.getCounterMetric("envoy_kvm.local.put.error.settings"), 1);
   });
 });
