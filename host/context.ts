@@ -46,7 +46,7 @@ export class StreamContext {
   readonly startTimeMs: number;
 
   /** The request headers of the stream (what reaches the upstream). */
-  requestHeaders = new HeaderMap();
+  requestHeaders = new HeaderMap("request");
   /** Envoy's request_headers_ != nullptr: headers are held by this filter and may be edited. */
   requestHeadersHeld = false;
   /**

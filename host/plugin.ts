@@ -245,7 +245,7 @@ export class Worker {
 
   /** proxy_on_request_headers; returns the status after Envoy's translation (StopIteration → StopAll…). */
   callOnRequestHeaders(id: number, headers: [string, string][], endOfStream: boolean): number {
-    return this.vm.onRequestHeaders(this.stream(id), HeaderMap.fromPairs(headers), endOfStream);
+    return this.vm.onRequestHeaders(this.stream(id), HeaderMap.fromPairs(headers, "request"), endOfStream);
   }
 
   callOnRequestBody(id: number, body: Uint8Array, endOfStream: boolean): number {

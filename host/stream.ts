@@ -590,7 +590,9 @@ export function buildRequest(
   request: HttpRequest,
   requestId: string,
 ): { headers: HeaderMap; chunks: Buffer[]; trailers: HeaderMap | undefined } {
-  const headers = new HeaderMap();
+  // Each pair is one HTTP/1.1 header line: the codec adds it with addViaMove, so a repeated
+  // inline header is merged into one entry ("a,b") and any other repeats (see header-map.ts).
+  const headers = new HeaderMap("request");
   headers.add(":authority", toLatin1(request.authority ?? "example.com"));
   headers.add(":path", toLatin1(request.path));
   headers.add(":method", toLatin1(request.method ?? "GET"));

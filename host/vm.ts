@@ -1009,7 +1009,8 @@ export class Vm {
         if ((timeoutMs | 0) < 0) return WasmResult.BadArgument;
         const clusterName = upstream.toString("latin1");
         if (!Object.prototype.hasOwnProperty.call(core.clusters, clusterName)) return WasmResult.BadArgument;
-        const headers = new HeaderMap();
+        // buildRequestHeaderMapFromPairs: addCopy into a RequestHeaderMapImpl (inline headers merge).
+        const headers = new HeaderMap("request");
         for (const [k, v] of decodePairs(headerPairs))
           headers.add(k.toString("latin1"), v.toString("latin1"));
         if (!headers.has(":path") || !headers.has(":method") || !headers.has(":authority")) {
