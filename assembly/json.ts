@@ -3,7 +3,7 @@
 // worker's VM, so the parser never traps: every read is bounds checked, nesting is limited, and
 // every malformed input becomes a JsonParseResult with an offset and a message.
 
-import { encodeUtf8, firstInvalidUtf8 } from "./utf8";
+import { firstInvalidUtf8 } from "./utf8";
 
 // Deeper documents are rejected rather than parsed: recursion depth is the parser's stack use.
 export const MAX_JSON_DEPTH: i32 = 64;
@@ -440,45 +440,6 @@ export function parseJson(bytes: Uint8Array): JsonParseResult {
   return new JsonParseResult(value, -1, "");
 }
 
-// The array index a path segment names, or -1 when it is not a plain decimal index.
-function arrayIndex(segment: string): i32 {
-  if (segment.length == 0 || segment.length > 9) return -1;
-  let n = 0;
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return -1;
-    n = n * 10 + (c - 0x30);
-  }
-  return n;
-}
-
-// One step down a dotted path: an object member, or an array element for a numeric segment.
-function child(value: JsonValue, segment: string): JsonValue | null {
-  if (value.kind == JsonKind.Object) return value.get(segment);
-  if (value.kind == JsonKind.Array) {
-    const index = arrayIndex(segment);
-    if (index < 0 || index >= value.items.length) return null;
-    return value.items[index];
-  }
-  return null;
-}
-
-// The value at dotted `path` ("user.id", "items.0.sku"); "" is the root itself. null when any step
-// is missing, empty ("a..b") or crosses a scalar.
-export function jsonPathGet(root: JsonValue, path: string): JsonValue | null {
-  if (path.length == 0) return root;
-  const segments = path.split(".");
-  let current: JsonValue = root;
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i];
-    if (segment.length == 0) return null;
-    const next = child(current, segment);
-    if (next == null) return null;
-    current = next;
-  }
-  return current;
-}
-
 function hexDigit(v: u32): string {
   return String.fromCharCode(v < 10 ? 0x30 + v : 0x61 + v - 10);
 }
@@ -522,67 +483,4 @@ export function jsonQuote(s: string): string {
   if (n > run) parts.push(s.substring(run, n));
   parts.push('"');
   return parts.join("");
-}
-
-function splice(source: Uint8Array, from: i32, to: i32, insert: Uint8Array): Uint8Array {
-  const out = new Uint8Array(source.length - (to - from) + insert.length);
-  out.set(source.subarray(0, from), 0);
-  out.set(insert, from);
-  out.set(source.subarray(to, source.length), from + insert.length);
-  return out;
-}
-
-// Writes `valueJson` (serialized JSON text) at dotted `path` in `source`, whose parse tree is
-// `root`. An existing value's bytes are replaced; missing members are inserted (nested objects for
-// the deeper ones) after the last member of the deepest existing object. Every other byte stays as
-// it was. null when `root` is not an object, or the path crosses a scalar, a missing array element,
-// or has an empty segment.
-export function jsonPathSet(source: Uint8Array, root: JsonValue, path: string, valueJson: string): Uint8Array | null {
-  if (root.kind != JsonKind.Object) return null;
-  if (root.start < 0 || root.end > source.length || root.start > root.end) return null;
-  if (path.length == 0) return splice(source, root.start, root.end, encodeUtf8(valueJson));
-  const segments = path.split(".");
-  for (let i = 0; i < segments.length; i++) {
-    if (segments[i].length == 0) return null;
-  }
-  let current: JsonValue = root;
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i];
-    if (current.kind == JsonKind.Object) {
-      const next = current.get(segment);
-      if (next == null) return insertMembers(source, current, segments, i, valueJson);
-      current = next;
-    } else if (current.kind == JsonKind.Array) {
-      const next = child(current, segment);
-      if (next == null) return null;
-      current = next;
-    } else {
-      return null;
-    }
-  }
-  return splice(source, current.start, current.end, encodeUtf8(valueJson));
-}
-
-function insertMembers(
-  source: Uint8Array,
-  object: JsonValue,
-  segments: string[],
-  from: i32,
-  valueJson: string,
-): Uint8Array | null {
-  // `"a":{"b":{"c":value}}` for the missing segments a, b, c.
-  const parts = new Array<string>();
-  const members = object.values.length;
-  if (members > 0) parts.push(",");
-  for (let i = from; i < segments.length; i++) {
-    if (i > from) parts.push("{");
-    parts.push(jsonQuote(segments[i]));
-    parts.push(":");
-  }
-  parts.push(valueJson);
-  for (let i = from + 1; i < segments.length; i++) parts.push("}");
-  // After the last member's value, or right after `{` in an empty object.
-  const at = members > 0 ? object.values[members - 1].end : object.start + 1;
-  if (at < 0 || at > source.length) return null;
-  return splice(source, at, at, encodeUtf8(parts.join("")));
 }

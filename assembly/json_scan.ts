@@ -6,6 +6,7 @@
 // allocates nothing per value, and only the members along the path are looked at. It accepts
 // exactly what parseJson accepts (same grammar, UTF-8 check and depth limit; assembly/__tests__/
 // json_scan.spec.ts compares them), so config parsing and body handling agree on what JSON is.
+// test/unit/parser-memory.test.ts runs it under AssemblyScript's rtrace.
 import { JsonKind, MAX_JSON_DEPTH, jsonQuote, parseJson } from "./json";
 import { encodeUtf8, isValidUtf8 } from "./utf8";
 
@@ -341,10 +342,11 @@ function splice(source: Uint8Array, from: i32, to: i32, insert: Uint8Array): Uin
 // Writes `valueJson` (serialized JSON) at dotted `path` of the valid document whose root object is
 // `root`: replaces the existing value's bytes, or inserts the missing members (creating nested
 // objects) after the last member of the deepest existing object, leaving every other byte as it
-// was. null when the root is not an object, the path is malformed, or it crosses a scalar or a
-// missing array element.
+// was; "" replaces the root value. null when the root is not an object, the path is malformed, or
+// it crosses a scalar or a missing array element.
 export function setJsonPath(bytes: Uint8Array, root: JsonSpan, path: string, valueJson: string): Uint8Array | null {
   if (root.kind != JsonKind.Object) return null;
+  if (path.length == 0) return splice(bytes, root.start, root.end, encodeUtf8(valueJson));
   const segments = splitPath(path);
   if (segments === null) return null;
   let current = root;

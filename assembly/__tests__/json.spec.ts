@@ -1,4 +1,4 @@
-import { JsonKind, JsonValue, jsonPathGet, jsonPathSet, jsonQuote, parseJson, MAX_JSON_DEPTH } from "../json";
+import { JsonKind, JsonValue, jsonQuote, parseJson, MAX_JSON_DEPTH } from "../json";
 import { decodeUtf8, encodeUtf8 } from "../utf8";
 
 function parse(text: string): JsonValue {
@@ -19,14 +19,6 @@ function rawError(values: u8[]): string {
   const result = parseJson(bytes);
   expect(result.value).toBeNull();
   return result.errorMessage + " at byte " + result.errorOffset.toString();
-}
-
-function setPath(text: string, path: string, valueJson: string): string | null {
-  const source = encodeUtf8(text);
-  const root = <JsonValue>parseJson(source).value;
-  const out = jsonPathSet(source, root, path, valueJson);
-  if (out == null) return null;
-  return decodeUtf8(out);
 }
 
 function repeat(s: string, n: i32): string {
@@ -163,27 +155,6 @@ describe("parseJson: structure errors", () => {
   });
 });
 
-describe("jsonPathGet", () => {
-  it("follows object members and array indexes", () => {
-    const root = parse('{"user": {"id": "u1", "tags": ["a", {"k": 7}]}, "1": "one"}');
-    expect((<JsonValue>jsonPathGet(root, "user.id")).stringValue).toBe("u1");
-    expect((<JsonValue>jsonPathGet(root, "user.tags.1.k")).numberValue).toBe(7);
-    expect((<JsonValue>jsonPathGet(root, "1")).stringValue).toBe("one");
-    expect(jsonPathGet(root, "")).toBe(root);
-  });
-
-  it("returns null for missing, out-of-range, empty or scalar-crossing steps", () => {
-    const root = parse('{"user": {"id": "u1", "tags": ["a"]}}');
-    expect(jsonPathGet(root, "user.name")).toBeNull();
-    expect(jsonPathGet(root, "user.tags.1")).toBeNull();
-    expect(jsonPathGet(root, "user.tags.x")).toBeNull();
-    expect(jsonPathGet(root, "user.tags.-1")).toBeNull();
-    expect(jsonPathGet(root, "user.id.x")).toBeNull();
-    expect(jsonPathGet(root, "user..id")).toBeNull();
-    expect(jsonPathGet(root, "user.")).toBeNull();
-  });
-});
-
 describe("jsonQuote", () => {
   it("escapes quotes, backslashes and control characters", () => {
     expect(jsonQuote('a"b\\c\n\r\t\b\f' + String.fromCharCode(1))).toBe('"a\\"b\\\\c\\n\\r\\t\\b\\f\\u0001"');
@@ -196,48 +167,5 @@ describe("jsonQuote", () => {
     const quoted = jsonQuote(text);
     expect(quoted).toBe('"a\\ud800b\\udfff"');
     expect(parse(quoted).stringValue).toBe(text);
-  });
-});
-
-describe("jsonPathSet", () => {
-  it("replaces an existing value and leaves every other byte as it was", () => {
-    expect(setPath('{ "a" : 1 ,\n "b":[true] }', "a", '"x"')).toBe('{ "a" : "x" ,\n "b":[true] }');
-    expect(setPath('{"a":{"b":  {"c":1}  }}', "a.b", "2")).toBe('{"a":{"b":  2  }}');
-    expect(setPath('{"l":[1,{"k":2}]}', "l.1.k", "null")).toBe('{"l":[1,{"k":null}]}');
-  });
-
-  it("replaces the value JSON.parse would read when keys repeat", () => {
-    expect(setPath('{"k":1,"k":2}', "k", "3")).toBe('{"k":1,"k":3}');
-  });
-
-  it("inserts a missing member after the last one", () => {
-    expect(setPath('{"a":1 }', "b", "2")).toBe('{"a":1,"b":2 }');
-    expect(setPath("{}", "b", '"v"')).toBe('{"b":"v"}');
-    expect(setPath("{ }", "b", "2")).toBe('{"b":2 }');
-  });
-
-  it("creates nested objects below the deepest existing object", () => {
-    expect(setPath('{"user":{"id":1}}', "user.profile.name", '"n"')).toBe(
-      '{"user":{"id":1,"profile":{"name":"n"}}}',
-    );
-    expect(setPath("{}", "a.b.c", "1")).toBe('{"a":{"b":{"c":1}}}');
-    expect(setPath("{}", 'we"ird', "1")).toBe('{"we\\"ird":1}');
-  });
-
-  it("refuses paths through scalars, missing array elements and non-object roots", () => {
-    expect(setPath('{"a":1}', "a.b", "2")).toBeNull();
-    expect(setPath('{"l":[1]}', "l.1", "2")).toBeNull();
-    expect(setPath('{"l":[1]}', "l.x", "2")).toBeNull();
-    expect(setPath('{"a":1}', "a..b", "2")).toBeNull();
-    expect(setPath("[1]", "0", "2")).toBeNull();
-    expect(setPath('"s"', "a", "2")).toBeNull();
-  });
-
-  it("replaces the whole document for the empty path", () => {
-    expect(setPath(' {"a":1} ', "", '{"b":2}')).toBe(' {"b":2} ');
-  });
-
-  it("keeps multi-byte text around the edit intact", () => {
-    expect(setPath('{"é":"😀","x":1}', "x", '"ü"')).toBe('{"é":"😀","x":"ü"}');
   });
 });

@@ -3,7 +3,8 @@
 // release and free. It catches what an output comparison cannot, such as AssemblyScript 0.17's
 // reference-count slips in some ternaries, which free a string that is still in use.
 import { parseConfig } from "../config";
-import { JsonValue, jsonPathGet, jsonPathSet, jsonQuote, parseJson } from "../json";
+import { JsonKind, jsonQuote, parseJson } from "../json";
+import { JsonSpan, findJsonPath, jsonStringText, scanJson, setJsonPath } from "../json_scan";
 import { decodeUtf8 } from "../utf8";
 
 let input: Uint8Array = new Uint8Array(0);
@@ -26,18 +27,21 @@ export function configError(): usize {
 const PATHS: string[] = ["", "a", "a.b", "user.id", "0", "a.0", "items.1.sku", "x.y.z", "a..b", "."];
 
 // 0 when the input is valid JSON and every path edit of it is valid JSON again; 1 when the input is
-// not JSON; 2 when an edit produced invalid JSON.
+// not JSON; 2 when an edit produced invalid JSON; 3 when the parser and the scanner disagree.
 export function jsonProbe(): i32 {
   const text = decodeUtf8(input);
   if (text != null) jsonQuote(<string>text);
   const parsed = parseJson(input);
-  const value = parsed.value;
-  if (value == null) return 1;
-  const root = <JsonValue>value;
+  const scanned = scanJson(input);
+  // The tree parser (configuration) and the scanner (request bodies) must agree on validity.
+  if ((parsed.value == null) != (scanned == null)) return 3;
+  if (scanned == null) return 1;
+  const root = <JsonSpan>scanned;
   for (let i = 0; i < PATHS.length; i++) {
-    jsonPathGet(root, PATHS[i]);
-    const edited = jsonPathSet(input, root, PATHS[i], '{"k":"\\u00e9"}');
-    if (edited != null && parseJson(<Uint8Array>edited).value == null) return 2;
+    const found = findJsonPath(input, root, PATHS[i]);
+    if (found != null && (<JsonSpan>found).kind == JsonKind.String) jsonStringText(input, <JsonSpan>found);
+    const edited = setJsonPath(input, root, PATHS[i], '{"k":"\\u00e9"}');
+    if (edited != null && scanJson(<Uint8Array>edited) == null) return 2;
   }
   return 0;
 }

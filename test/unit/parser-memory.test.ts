@@ -211,7 +211,7 @@ describe("parsers under rtrace", () => {
     assert.deepEqual(traced.problems, []);
   });
 
-  it("survives generated JSON, agrees with JSON.parse, and keeps path edits valid", () => {
+  it("survives generated JSON, agrees with JSON.parse (parser and body scanner alike), and keeps path edits valid", () => {
     const traced = new Traced(wasm);
     const random = generator(20261127);
     const disagreements: string[] = [];
@@ -223,6 +223,11 @@ describe("parsers under rtrace", () => {
         traced.write(bytes);
         const verdict = traced.exports.jsonProbe();
         assert.notEqual(verdict, 2, `a path edit broke ${JSON.stringify(bytes.toString("latin1"))}`);
+        assert.notEqual(
+          verdict,
+          3,
+          `parser and scanner disagree on ${JSON.stringify(bytes.toString("latin1"))}`,
+        );
         if (verdict === 0) valid++;
         const expected = isJson(bytes);
         if (expected !== undefined && expected !== (verdict === 0))
