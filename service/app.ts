@@ -38,6 +38,7 @@ function fastifyErrorCode(err: FastifyError): string {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return "body_too_large";
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "unsupported_media_type";
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return "bad_request";

@@ -283,6 +283,17 @@ describe("bulk import and export", () => {
     assert.equal((await t.app.inject({ method: "GET", url: entryUrl("counts", "old") })).body, "2");
   });
 
+  test("a body that is not JSON is 415 unsupported_media_type", async () => {
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/admin/v1/kvms/xml/import",
+      payload: "<keyValueEntries/>",
+      headers: { "content-type": "application/xml" },
+    });
+    assert.equal(res.statusCode, 415);
+    assert.equal(res.json().error, "unsupported_media_type");
+  });
+
   test("a batch is all or nothing: one bad entry rejects the whole batch", async () => {
     const res = await admin("POST", "/admin/v1/kvms/atomic/import", {
       keyValueEntries: [
