@@ -283,6 +283,35 @@ describe("bulk import and export", () => {
     assert.equal((await t.app.inject({ method: "GET", url: entryUrl("counts", "old") })).body, "2");
   });
 
+  test("a batch the database rejects part-way leaves every entry as it was", async () => {
+    // The previous test's bad entry is caught before any SQL runs; this one fails inside the database, after
+    // earlier rows of the batch were already written (a trigger rejects the last key).
+    await importBatch("atomic-db", [{ name: "a", value: "old" }]);
+    await t.pool.query(`CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.key = convert_to('poison', 'UTF8') THEN RAISE EXCEPTION 'poisoned batch'; END IF;
+        RETURN NEW;
+      END $$`);
+    await t.pool.query(
+      "CREATE TRIGGER reject_poison BEFORE INSERT ON kvm_data FOR EACH ROW EXECUTE FUNCTION reject_poison()",
+    );
+    try {
+      const res = await admin("POST", "/admin/v1/kvms/atomic-db/import", {
+        keyValueEntries: [
+          { name: "a", value: "new" },
+          { name: "b", value: "new" },
+          { name: "poison", value: "x" },
+        ],
+      });
+      assert.equal(res.statusCode, 500);
+    } finally {
+      await t.pool.query("DROP TRIGGER reject_poison ON kvm_data");
+      await t.pool.query("DROP FUNCTION reject_poison()");
+    }
+    assert.equal((await t.app.inject({ method: "GET", url: entryUrl("atomic-db", "a") })).body, "old");
+    assert.equal((await t.app.inject({ method: "GET", url: entryUrl("atomic-db", "b") })).statusCode, 404);
+  });
+
   test("a body that is not JSON is 415 unsupported_media_type", async () => {
     const res = await t.app.inject({
       method: "POST",
