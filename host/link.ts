@@ -333,13 +333,18 @@ export function abiVersionOf(parsed: ParsedModule): AbiVersion | undefined {
  * Returns the first link error Envoy would report for this module, or undefined when it links.
  * Messages follow Envoy's wording.
  */
-export function checkLink(parsed: ParsedModule): { abi?: AbiVersion; error?: string } {
+/** `instrumented`: import modules a test build may use on top of Envoy's (PluginOptions.instrumentationImports). */
+export function checkLink(
+  parsed: ParsedModule,
+  instrumented: string[] = [],
+): { abi?: AbiVersion; error?: string } {
   const abi = abiVersionOf(parsed);
   if (!abi) return { error: "Missing or unknown Proxy-Wasm ABI version" };
   const env = envFunctions(abi);
   for (const imp of parsed.imports) {
     const where = `${imp.module}.${imp.name}`;
     if (imp.kind === "memory") continue; // V8::link creates an imported memory itself.
+    if (instrumented.includes(imp.module)) continue;
     if (imp.kind !== "function")
       return { abi, error: `Failed to load Wasm module due to a missing import: ${where}` };
     const host =

@@ -15,6 +15,11 @@ export class VmMemory {
     this.malloc = malloc;
   }
 
+  /** The module's WebAssembly.Memory (for instrumentation such as AssemblyScript's rtrace). */
+  get wasmMemory(): WebAssembly.Memory | undefined {
+    return this.memory;
+  }
+
   /** Current size of the module's linear memory (it never shrinks: a leak shows as growth). */
   get byteLength(): number {
     return this.memory?.buffer.byteLength ?? 0;

@@ -32,6 +32,12 @@ import type { SharedData } from "./shared-data.ts";
 export type { ClusterHandler, ClusterResponse } from "./callouts.ts";
 
 /** What every VM of a plugin shares: configuration, stats, logs, shared data, clock. */
+/** Test-only extra imports (PluginOptions.instrumentation); not an Envoy behaviour. */
+export interface Instrumentation {
+  modules: string[];
+  imports(memory: () => WebAssembly.Memory | undefined): WebAssembly.Imports;
+}
+
 export interface PluginCore {
   readonly rootId: string;
   readonly vmId: string;
@@ -45,6 +51,7 @@ export interface PluginCore {
   readonly environment: Record<string, string>;
   readonly sharedData: SharedData;
   readonly clock: Clock;
+  readonly instrumentation: Instrumentation | undefined;
   log(vm: string, level: number, message: string): void;
   stat(type: number, name: string): { value: number; values: number[] };
   nextConnectionId(): number;
@@ -704,7 +711,8 @@ export class Vm {
       env[name] = impl[name] ?? (() => WasmResult.Unimplemented);
     }
     const wasi = wasiFunctions(this.memory, this.core, (level, message) => this.log(level, message));
-    const imports: WebAssembly.Imports = { env };
+    const extra = this.core.instrumentation?.imports(() => this.memory.wasmMemory) ?? {};
+    const imports: WebAssembly.Imports = { ...extra, env };
     for (const module of WASI_MODULES) {
       const m: Record<string, (...args: never[]) => unknown> = {};
       for (const name of Object.keys(WASI_FUNCTIONS)) m[name] = wasi[name] ?? (() => 52);
