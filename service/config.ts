@@ -108,6 +108,22 @@ export function assertAuthConfigured(config: ServiceConfig): void {
   }
 }
 
+/** The start-up warning of insecure local mode, naming the open planes; null when nothing is open or said. */
+export function insecureWarning(config: ServiceConfig): string | null {
+  if (!config.insecure) return null;
+  const open = [
+    ...(config.dataTokens.length === 0 ? ["/v1 (data plane)"] : []),
+    ...(config.adminTokens.length === 0 ? ["/admin/v1"] : []),
+  ];
+  if (open.length > 0) {
+    return `INSECURE local mode: ${open.join(" and ")} accept${open.length === 1 ? "s" : ""} requests without a token`;
+  }
+  // Tokens for both planes: the embedded default has nothing to warn about; an explicit KVM_INSECURE=1 is moot.
+  return config.insecureExplicit
+    ? "KVM_INSECURE=1 is set but both planes have tokens: they are enforced"
+    : null;
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

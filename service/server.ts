@@ -2,7 +2,7 @@
 import pg from "pg";
 import pino from "pino";
 import type { FastifyInstance } from "fastify";
-import { assertAuthConfigured, loadConfig, type ServiceConfig } from "./config.ts";
+import { assertAuthConfigured, insecureWarning, loadConfig, type ServiceConfig } from "./config.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.ts";
 import { migrateUp, migrationStatus, schemaProblem } from "./migrate.ts";
 import { buildApp } from "./app.ts";
@@ -62,13 +62,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
   }
 
   const app = await buildApp({ config, pool });
-  if (config.insecure) {
-    app.log.warn(
-      config.dataTokens.length === 0 || config.adminTokens.length === 0
-        ? "INSECURE local mode: planes without configured tokens accept requests without authentication"
-        : "KVM_INSECURE is set but tokens are configured: they are enforced",
-    );
-  }
+  const warning = insecureWarning(config);
+  if (warning !== null) app.log.warn(warning);
   let stopping: Promise<void> | null = null;
   const stop = () => {
     // Fastify's close stops accepting, lets in-flight requests finish, then runs onClose (purge stop).

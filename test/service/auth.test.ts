@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { TokenSet, bearerToken } from "../../service/auth.ts";
-import { ConfigError, assertAuthConfigured, loadConfig } from "../../service/config.ts";
+import { ConfigError, assertAuthConfigured, insecureWarning, loadConfig } from "../../service/config.ts";
 import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 
 let db: TestDatabase;
@@ -150,6 +150,28 @@ describe("configuration", () => {
     assert.doesNotThrow(() => assertAuthConfigured(loadConfig({ HOST: "0.0.0.0", KVM_INSECURE: "1" })));
     assert.doesNotThrow(() =>
       assertAuthConfigured(loadConfig({ HOST: "0.0.0.0", KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a" })),
+    );
+  });
+
+  test("the insecure start-up warning names the open planes, and is silent when none is open", () => {
+    assert.equal(
+      insecureWarning(loadConfig({})),
+      "INSECURE local mode: /v1 (data plane) and /admin/v1 accept requests without a token",
+    );
+    assert.equal(
+      insecureWarning(loadConfig({ KVM_ADMIN_TOKENS: "a" })),
+      "INSECURE local mode: /v1 (data plane) accepts requests without a token",
+    );
+    assert.equal(insecureWarning(loadConfig({ KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a" })), null);
+    assert.equal(
+      insecureWarning(
+        loadConfig({ DATABASE_URL: url, KVM_INSECURE: "1", KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a" }),
+      ),
+      "KVM_INSECURE=1 is set but both planes have tokens: they are enforced",
+    );
+    assert.equal(
+      insecureWarning(loadConfig({ DATABASE_URL: url, KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a" })),
+      null,
     );
   });
 
