@@ -33,6 +33,9 @@ export function parseCondition(headers: IncomingHttpHeaders, allowAbsent = true)
   }
   if (ifMatch === undefined) return { kind: "none" };
   if (ifMatch === "*") return { kind: "present" };
+  // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches, so it is a failed precondition,
+  // not a malformed header. Versions start at 1, so version 0 never matches.
+  if (/^W\/"\d{1,19}"$/.test(ifMatch)) return { kind: "version", version: 0n };
   const match = /^"?(\d{1,19})"?$/.exec(ifMatch);
   if (match === null || (ifMatch.startsWith('"') !== ifMatch.endsWith('"') && ifMatch.length > 1)) {
     throw badRequest("invalid_precondition", 'If-Match must be "*" or a version from an etag, e.g. "42"');

@@ -226,6 +226,15 @@ describe("conditional writes", () => {
     assert.equal((await get(url)).body, "3");
   });
 
+  test("a weak If-Match tag never matches (strong comparison): 412, the entry unchanged", async () => {
+    const url = entryUrl("cond", "weak");
+    const etag = (await put(url, "1")).headers.etag as string;
+    assert.equal((await put(url, "2", { "if-match": `W/${etag}` })).statusCode, 412);
+    const del = await t.app.inject({ method: "DELETE", url, headers: { "if-match": `W/${etag}` } });
+    assert.equal(del.statusCode, 412);
+    assert.equal((await get(url)).body, "1");
+  });
+
   test("If-Match on an absent entry is 412; If-Match: * replaces only a present entry", async () => {
     assert.equal((await put(entryUrl("cond", "ghost"), "x", { "if-match": '"1"' })).statusCode, 412);
     assert.equal((await put(entryUrl("cond", "ghost"), "x", { "if-match": "*" })).statusCode, 412);
