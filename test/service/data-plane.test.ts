@@ -405,6 +405,41 @@ describe("TTL", () => {
   });
 });
 
+describe("purge under concurrent writes", () => {
+  test("an expired row refreshed by a transaction still open while the purge runs is kept", async () => {
+    const url = entryUrl("purge-race", "refreshed");
+    await put(url, "v", { "x-kvm-ttl": "60" });
+    await expireNow(t.pool, "purge-race", Buffer.from("refreshed"));
+    // A writer has made the row live again but not committed yet: the purge must neither delete the new
+    // version after the commit nor wait for it.
+    const writer = await t.pool.connect();
+    try {
+      await writer.query("BEGIN");
+      await writer.query(
+        "UPDATE kvm_data SET expires_at = NULL, value = 'refreshed' WHERE kvm_name = 'purge-race' AND key = $1",
+        [Buffer.from("refreshed")],
+      );
+      let settled = false;
+      const purge = t.app.purger.runOnce().finally(() => (settled = true));
+      // Proceed once the purge has finished or is blocked on the writer's row lock.
+      const blocked = async () =>
+        (
+          await t.pool.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+          )
+        ).rows[0].n > 0;
+      while (!settled && !(await blocked())) await new Promise((r) => setTimeout(r, 10));
+      await writer.query("COMMIT");
+      await purge;
+    } finally {
+      writer.release();
+    }
+    const read = await get(url);
+    assert.equal(read.statusCode, 200);
+    assert.equal(read.body, "refreshed");
+  });
+});
+
 describe("database outage", () => {
   test("requests answer 503 unavailable and /readyz fails while /healthz stays up", async () => {
     // A port nobody listens on: every connection attempt is refused.
