@@ -59,7 +59,9 @@ function serviceCommand(): Command {
       // PostgreSQL in order instead of killing the process and orphaning it.
       let service: RunningService | null = null;
       let signalled: NodeJS.Signals | null = null;
+      let stopping = false;
       const shutdown = (running: RunningService, signal: NodeJS.Signals) => {
+        stopping = true;
         running.app.log.info({ signal }, "shutting down: finishing in-flight requests");
         running.stop().then(
           () => process.exit(0),
@@ -70,7 +72,16 @@ function serviceCommand(): Command {
         );
       };
       for (const signal of ["SIGTERM", "SIGINT"] as const) {
-        process.once(signal, () => {
+        process.on(signal, () => {
+          if (stopping || signalled !== null) {
+            // A second signal means "now". Dying by the signal's default action would skip the 'exit'
+            // listeners and orphan the embedded PostgreSQL (its data folder stays locked); process.exit runs
+            // them, and they tell PostgreSQL to shut down.
+            process.stderr.write(
+              `envoy-kvm: ${signal} again: exiting without waiting for in-flight requests\n`,
+            );
+            process.exit(1);
+          }
           if (service === null) signalled = signal;
           else shutdown(service, signal);
         });

@@ -343,6 +343,39 @@ test("import batches are bounded by entry count and by bytes", () => {
   );
 });
 
+test("a second SIGTERM during shutdown exits 1 at once (not killed by the signal)", async () => {
+  const dbUrl = await db.createSibling();
+  assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: dbUrl })).code, 0);
+  const service = await startServiceProcess({ DATABASE_URL: dbUrl, KVM_INSECURE: "1" });
+  const locker = new pg.Client({ connectionString: dbUrl });
+  await locker.connect();
+  try {
+    await fetch(`${service.url}/v1/kvms/twice/entries/k`, { method: "PUT", body: "before" });
+    await locker.query("BEGIN");
+    await locker.query("SELECT 1 FROM kvm_data WHERE kvm_name = 'twice' FOR UPDATE");
+    // A request held in flight by the row lock keeps the first shutdown waiting.
+    const inflight = fetch(`${service.url}/v1/kvms/twice/entries/k`, { method: "PUT", body: "during" }).catch(
+      () => null,
+    );
+    const waiting = async () =>
+      (
+        await locker.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+      ).rows[0].n;
+    while ((await waiting()) === 0) await new Promise((r) => setTimeout(r, 20));
+    service.child.kill("SIGTERM");
+    while (!/shutting down/.test(service.logs())) await new Promise((r) => setTimeout(r, 20));
+    service.child.kill("SIGTERM");
+    assert.equal(await service.exited, 1);
+    assert.match(service.logs(), /SIGTERM again: exiting without waiting for in-flight requests/);
+    await inflight;
+  } finally {
+    await locker.query("ROLLBACK").catch(() => {});
+    await locker.end();
+  }
+});
+
 describe("zero-setup default", () => {
   test("without DATABASE_URL: embedded PostgreSQL, migrated, insecure local mode, data kept across restarts", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "kvm-embedded-"));
