@@ -1,5 +1,5 @@
 // The `envoy-kvm` command line (bin/envoy-kvm.js registers tsx and calls main()).
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, renameSync, rmSync } from "node:fs";
 import { once } from "node:events";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
@@ -320,54 +320,66 @@ function kvmCommand(): Command {
     .option("--prefix <prefix>", "only keys starting with this")
     .action(async (name: string, file: string | undefined, opts: { prefix?: string }) => {
       const c = client();
-      const out = file === undefined ? process.stdout : createWriteStream(file);
+      // A file is written under a temporary name and renamed when complete: a failed export leaves no
+      // truncated file behind (nor replaces an earlier good one).
+      const partial = file === undefined ? null : `${file}.partial`;
+      const out = partial === null ? process.stdout : createWriteStream(partial);
       const write = async (text: string) => {
         if (!out.write(text)) await once(out, "drain");
       };
-      // The map's entry count sizes the progress bar. The maps listing has its own page tokens, which the
-      // entries export below must not start from.
-      let total = 0;
-      let mapsToken = "";
-      do {
-        const query = new URLSearchParams({
-          page_size: "1000",
-          ...(mapsToken ? { page_token: mapsToken } : {}),
-        });
-        const page = await c.json<{
-          kvms: { name: string; entries: number }[];
-          next_page_token: string | null;
-        }>("GET", `/admin/v1/kvms?${query}`);
-        total = page.kvms.find((m) => m.name === name)?.entries ?? total;
-        mapsToken = page.next_page_token ?? "";
-      } while (mapsToken !== "" && total === 0);
-      const bar = file === undefined ? null : progressBar("export", total);
-      let count = 0;
-      let token = "";
-      await write('{"keyValueEntries":[');
       try {
+        // The map's entry count sizes the progress bar. The maps listing has its own page tokens, which the
+        // entries export below must not start from.
+        let total = 0;
+        let mapsToken = "";
         do {
-          const query = new URLSearchParams({ page_size: "1000", ...(token ? { page_token: token } : {}) });
-          if (opts.prefix !== undefined) query.set("prefix", opts.prefix);
-          const page = await c.json<{ keyValueEntries: BulkEntry[]; nextPageToken: string }>(
-            "GET",
-            `/admin/v1/kvms/${encodeURIComponent(name)}/export?${query}`,
-          );
-          for (const entry of page.keyValueEntries) {
-            await write(`${count === 0 ? "\n" : ",\n"}${JSON.stringify(entry)}`);
-            count++;
-          }
-          bar?.setTotal(Math.max(total, count));
-          bar?.update(count);
-          token = page.nextPageToken;
-        } while (token !== "");
-      } finally {
-        bar?.stop();
-      }
-      await write('\n],"nextPageToken":""}\n');
-      if (out !== process.stdout) {
-        out.end();
-        await once(out, "finish");
-        console.log(`exported ${count} entries to ${file}`);
+          const query = new URLSearchParams({
+            page_size: "1000",
+            ...(mapsToken ? { page_token: mapsToken } : {}),
+          });
+          const page = await c.json<{
+            kvms: { name: string; entries: number }[];
+            next_page_token: string | null;
+          }>("GET", `/admin/v1/kvms?${query}`);
+          total = page.kvms.find((m) => m.name === name)?.entries ?? total;
+          mapsToken = page.next_page_token ?? "";
+        } while (mapsToken !== "" && total === 0);
+        const bar = file === undefined ? null : progressBar("export", total);
+        let count = 0;
+        let token = "";
+        await write('{"keyValueEntries":[');
+        try {
+          do {
+            const query = new URLSearchParams({ page_size: "1000", ...(token ? { page_token: token } : {}) });
+            if (opts.prefix !== undefined) query.set("prefix", opts.prefix);
+            const page = await c.json<{ keyValueEntries: BulkEntry[]; nextPageToken: string }>(
+              "GET",
+              `/admin/v1/kvms/${encodeURIComponent(name)}/export?${query}`,
+            );
+            for (const entry of page.keyValueEntries) {
+              await write(`${count === 0 ? "\n" : ",\n"}${JSON.stringify(entry)}`);
+              count++;
+            }
+            bar?.setTotal(Math.max(total, count));
+            bar?.update(count);
+            token = page.nextPageToken;
+          } while (token !== "");
+        } finally {
+          bar?.stop();
+        }
+        await write('\n],"nextPageToken":""}\n');
+        if (partial !== null && file !== undefined) {
+          out.end();
+          await once(out, "finish");
+          renameSync(partial, file);
+          console.log(`exported ${count} entries to ${file}`);
+        }
+      } catch (err) {
+        if (partial !== null) {
+          out.destroy();
+          rmSync(partial, { force: true });
+        }
+        throw err;
       }
     });
   return kvm;

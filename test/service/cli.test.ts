@@ -2,7 +2,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -161,6 +161,25 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("a failed export leaves no file behind, and an earlier export untouched", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const file = path.join(dir, "out.json");
+      const res = await runCli(["kvm", "--url", service.url, "--token", "nope", "export", "cli", file]);
+      assert.equal(res.code, 1);
+      assert.deepEqual(readdirSync(dir), []);
+      writeFileSync(file, "earlier export");
+      assert.equal(
+        (await runCli(["kvm", "--url", service.url, "--token", "nope", "export", "cli", file])).code,
+        1,
+      );
+      assert.deepEqual(readdirSync(dir), ["out.json"]);
+      assert.equal(readFileSync(file, "utf8"), "earlier export");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a service that is not there is reported with the reason", async () => {
