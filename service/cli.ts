@@ -108,10 +108,21 @@ function migrateCommand(): Command {
     .option("--drop-data", "allow reverting the migration that creates kvm_data while it holds entries")
     .action(async (opts: { count: number; dropData?: boolean }) => {
       const { migrateDown } = await migrations();
-      const reverted = await withDatabase((url) =>
-        migrateDown(url, opts.count, undefined, { dropData: opts.dropData === true }),
-      );
-      console.log(reverted.length === 0 ? "nothing to revert" : `reverted: ${reverted.join(", ")}`);
+      // One migration at a time, each in its own transaction: when one refuses (or fails), the ones already
+      // reverted are still reported before the error.
+      const reverted: string[] = [];
+      try {
+        await withDatabase(async (url) => {
+          for (let i = 0; i < opts.count; i++) {
+            const one = await migrateDown(url, 1, undefined, { dropData: opts.dropData === true });
+            if (one.length === 0) break;
+            reverted.push(...one);
+          }
+        });
+      } finally {
+        if (reverted.length > 0) console.log(`reverted: ${reverted.join(", ")}`);
+      }
+      if (reverted.length === 0) console.log("nothing to revert");
     });
   migrate
     .command("status")

@@ -104,8 +104,11 @@ describe("migrate", () => {
     await client.connect();
     await client.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', '\\x6b', '\\x76')");
     await client.end();
-    const refused = await runCli(["migrate", "down"], { DATABASE_URL: url });
+    assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).code, 0);
+    // 0002 goes, 0001 refuses: the output still says what was reverted.
+    const refused = await runCli(["migrate", "down", "--count", "2"], { DATABASE_URL: url });
     assert.equal(refused.code, 1);
+    assert.equal(refused.stdout, "reverted: 0002_kvm-data-expiry-index\n");
     assert.match(refused.stderr, /kvm_data still holds entries .*migrate down --drop-data/);
     const dropped = await runCli(["migrate", "down", "--drop-data"], { DATABASE_URL: url });
     assert.equal(dropped.code, 0, dropped.stderr);
