@@ -13,7 +13,11 @@ const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/e
 
 test(
   "as root, a data folder inside a private folder is refused with the folder and the ways out",
-  { skip: userInfo().uid !== 0 && "PostgreSQL runs as another user only when started as root" },
+  {
+    skip:
+      (userInfo().uid !== 0 && "PostgreSQL runs as another user only when started as root") ||
+      (embeddedPostgresUnavailable() ?? false),
+  },
   async () => {
     const home = mkdtempSync(path.join(tmpdir(), "kvm-private-"));
     chmodSync(home, 0o700);
