@@ -4,6 +4,7 @@
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import { FILTER_DEBUG_WASM, FILTER_WASM, op, startKvm, type Pairs } from "./support.ts";
+import { everyPathConfiguration, everyPathRound } from "./every-path.ts";
 
 const ROUNDS = 400;
 
@@ -12,104 +13,9 @@ for (const [build, wasm] of [
   ["debug", FILTER_DEBUG_WASM],
 ]) {
   it(`${build} build: memory stays flat over ${ROUNDS} rounds of every request path`, async () => {
-    const plugin = await startKvm(
-      {
-        operations: [
-          op({
-            operation_type: "put",
-            key: [
-              { source_type: "header", source_name: "x-k" },
-              { source_type: "query", source_name: "q" },
-            ],
-            value_source_type: "body",
-            value_source_name: "user.name",
-            ttl: 60,
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "put",
-            key_source_type: "header",
-            key_source_name: "x-k",
-            value_source_type: "header",
-            value_source_name: "x-v",
-            override: false,
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "get",
-            key_source_type: "header",
-            key_source_name: "x-k",
-            output_destination_type: "body",
-            output_destination_name: "meta.v",
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "get",
-            key_source_type: "header",
-            key_source_name: "x-k",
-            output_destination_type: "query",
-            output_destination_name: "v",
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "get",
-            key_source_type: "header",
-            key_source_name: "x-k",
-            output_destination_type: "shared_context",
-            output_destination_name: "c",
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "get",
-            key_source_type: "shared_context",
-            key_source_name: "c",
-            output_destination_type: "response_header",
-            output_destination_name: "x-r",
-            default_value: "d",
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "delete",
-            key_source_type: "body",
-            key_source_name: "user.gone",
-            on_error_continue: true,
-          }),
-          op({
-            operation_type: "get",
-            key_source_type: "header",
-            key_source_name: "x-k",
-            output_destination_type: "header",
-            output_destination_name: "x-out",
-          }),
-        ],
-      },
-      { wasm },
-    );
+    const plugin = await startKvm(everyPathConfiguration, { wasm });
     const w = plugin.worker();
-    const mix: { path: string; headers: Pairs; body?: string }[] = [
-      {
-        path: "/?q=1",
-        headers: [
-          ["x-k", "a"],
-          ["x-v", "v"],
-        ],
-        body: '{"user":{"name":"n","gone":"a"}}',
-      },
-      { path: "/?q=%zz", headers: [["x-k", "b"]], body: "not json" },
-      { path: "/", headers: [["x-v", "v"]] }, // missing key: 400 from the last operation
-      { path: "/?q=2", headers: [["x-k", "c".repeat(600)]], body: "{}" }, // key too large
-      {
-        path: "/?q=3",
-        headers: [
-          ["x-k", "d"],
-          ["x-v", "line\nbreak"],
-        ],
-        body: '{"user":{"name":"\\u00e9"}}',
-      },
-    ];
-    const round = async () => {
-      for (const r of mix) await w.http({ method: r.body ? "POST" : "GET", ...r }, () => ({ status: 200 }));
-    };
+    const round = () => everyPathRound(w);
     for (let i = 0; i < 50; i++) await round();
     const settled = w.vm.memory.byteLength;
     for (let i = 0; i < ROUNDS; i++) await round();
