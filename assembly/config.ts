@@ -105,6 +105,16 @@ function isPrintableAscii(s: string): bool {
 }
 
 // Header names reach here validated as token characters, so ASCII lower-casing is complete.
+// Names Envoy answers itself when a filter reads a property: the CEL attribute roots and the
+// wasm-specific tokens (source/extensions/common/wasm/context.cc findValue, property_tokens). A
+// shared_context name equal to one of them would never read the filter state another filter set.
+const ENVOY_ATTRIBUTE_NAMES: string[] = [
+  "request", "response", "connection", "upstream", "source", "destination", "metadata", "filter_state",
+  "upstream_filter_state", "xds", "node", "listener_direction", "listener_metadata", "cluster_name",
+  "cluster_metadata", "route_name", "route_metadata", "upstream_host_metadata", "plugin_name", "plugin_root_id",
+  "plugin_vm_id", "connection_id",
+];
+
 function asciiLower(s: string): string {
   const parts = new Array<string>(s.length);
   for (let i = 0; i < s.length; i++) {
@@ -599,11 +609,13 @@ class Validator {
       name = asciiLower(name);
     } else if (type == SourceType.Body) {
       if (!this.bodyPath(name, nameWhere)) return null;
-    } else if (type == SourceType.Query || type == SourceType.SharedContext) {
+    } else if (type == SourceType.Query) {
       if (name.length == 0) {
         this.fail(nameWhere, "must not be empty");
         return null;
       }
+    } else if (type == SourceType.SharedContext) {
+      if (!this.sharedContextName(name, nameWhere)) return null;
     } else if (use == NameUse.Key && name.length == 0) {
       // A literal key fragment: "" would make the key (or a composite part) silently empty.
       this.fail(nameWhere, "must not be empty");
@@ -635,6 +647,8 @@ class Validator {
       name = asciiLower(name);
     } else if (type == DestinationType.Body) {
       if (!this.bodyPath(name, nameWhere)) return null;
+    } else if (type == DestinationType.SharedContext) {
+      if (!this.sharedContextName(name, nameWhere)) return null;
     } else if (name.length == 0) {
       this.fail(nameWhere, "must not be empty");
       return null;
@@ -648,6 +662,16 @@ class Validator {
     if (name.charCodeAt(0) == 0x3a) return this.fail(where, "must not be a pseudo-header");
     for (let i = 0; i < name.length; i++) {
       if (!isTokenChar(name.charCodeAt(i))) return this.fail(where, "must be a valid HTTP header name");
+    }
+    return true;
+  }
+
+  // A shared_context name is also the Envoy property path other filters read it by (one token).
+  sharedContextName(name: string, where: string): bool {
+    if (name.length == 0) return this.fail(where, "must not be empty");
+    if (name.indexOf("\0") >= 0) return this.fail(where, "must not contain NUL");
+    if (ENVOY_ATTRIBUTE_NAMES.includes(name)) {
+      return this.fail(where, 'must not be "' + name + '": Envoy answers that name itself, not from filter state');
     }
     return true;
   }

@@ -679,4 +679,35 @@ export const configCases: ConfigCase[] = [
     error: "on_error_continue: must be a boolean",
   },
   { name: "on_error_continue: on a delete", config: op(del, { on_error_continue: true }), error: null },
+  {
+    name: "shared_context source named like an Envoy attribute",
+    config: op(put, { value_source_type: "shared_context", value_source_name: "request" }),
+    error: 'value_source_name: must not be "request": Envoy answers that name itself, not from filter state',
+  },
+  {
+    name: "shared_context key named like a wasm property",
+    config: op(del, { key_source_type: "shared_context", key_source_name: "plugin_vm_id" }),
+    error:
+      'key_source_name: must not be "plugin_vm_id": Envoy answers that name itself, not from filter state',
+  },
+  {
+    name: "shared_context destination named like an Envoy attribute",
+    config: op(get, { output_destination_type: "shared_context", output_destination_name: "xds" }),
+    error:
+      'output_destination_name: must not be "xds": Envoy answers that name itself, not from filter state',
+  },
+  {
+    name: "shared_context key fragment with NUL",
+    config: op(del, {
+      key_source_type: undefined,
+      key_source_name: undefined,
+      key: [{ source_type: "shared_context", source_name: "a\u0000b" }],
+    }),
+    error: "key[0].source_name: must not contain NUL",
+  },
+  {
+    name: "shared_context names that only contain an attribute name are fine",
+    config: op(get, { output_destination_type: "shared_context", output_destination_name: "request.tier" }),
+    error: null,
+  },
 ];
