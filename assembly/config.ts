@@ -115,6 +115,20 @@ const ENVOY_ATTRIBUTE_NAMES: string[] = [
   "plugin_vm_id", "connection_id",
 ];
 
+function isHeaderDestination(type: DestinationType): bool {
+  return type == DestinationType.Header || type == DestinationType.ResponseHeader;
+}
+
+// What a header value may not carry (RFC 9110 field-value: HTAB, SP, VCHAR, obs-text); the
+// filter's run-time check in request.ts is the same on the UTF-8 bytes.
+function hasControlCharacter(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c != 0x09) || c == 0x7f) return true;
+  }
+  return false;
+}
+
 function asciiLower(s: string): string {
   const parts = new Array<string>(s.length);
   for (let i = 0; i < s.length; i++) {
@@ -502,6 +516,11 @@ class Validator {
       if (!isGet) return this.failOperation(where, "only allowed when operation_type is get");
       if (!this.isString(defaultValue, where)) return null;
       const s = defaultValue.stringValue;
+      // The filter refuses such values for headers at run time (every miss would answer 400): say so now.
+      const output = op.output;
+      if (output != null && isHeaderDestination(output.type) && hasControlCharacter(s)) {
+        return this.failOperation(where, "must not contain control characters (other than tab): it is written to a header");
+      }
       op.defaultValue = s;
     }
 

@@ -710,4 +710,23 @@ export const configCases: ConfigCase[] = [
     config: op(get, { output_destination_type: "shared_context", output_destination_name: "request.tier" }),
     error: null,
   },
+  {
+    name: "default_value with a line break, for a header",
+    config: op(get, { default_value: "a\r\nx-injected: 1" }),
+    error: "default_value: must not contain control characters (other than tab): it is written to a header",
+  },
+  {
+    name: "default_value with a tab and non-ASCII text, for a header",
+    config: op(get, { default_value: "a\tbé" }),
+    error: null,
+  },
+  {
+    name: "default_value with a line break, for a JSON body field",
+    config: op(get, {
+      output_destination_type: "body",
+      output_destination_name: "a.b",
+      default_value: "x\ny",
+    }),
+    error: null,
+  },
 ];
