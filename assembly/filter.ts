@@ -13,8 +13,8 @@ import { needsBody, runOperation } from "./operations";
 import { countResult, operationName, RESULT_ERROR } from "./metrics";
 import { RequestState } from "./request";
 import { jsonQuote } from "./json";
-import { BufferType, LogLevel } from "./host/abi";
-import { getBufferBytes, getProperty, log, sendLocalResponse } from "./host/calls";
+import { BufferType, LogLevel } from "./hostcalls/abi";
+import { getBufferBytes, getProperty, log, sendLocalResponse } from "./hostcalls/calls";
 import { decodeUtf8 } from "./utf8";
 import { releaseLeakedContextReferences } from "./sdk_fixes";
 

@@ -7,8 +7,8 @@
 import { ROOT_ID } from "./constants";
 import { decodeEntry, encodeEntry, expiryFor } from "./entry";
 import { OpError, storeFailure } from "./errors";
-import { WasmResult } from "./host/abi";
-import { getSharedData, setSharedData, SharedDataEntry } from "./host/calls";
+import { WasmResult } from "./hostcalls/abi";
+import { getSharedData, setSharedData, SharedDataEntry } from "./hostcalls/calls";
 
 const MAX_CAS_ATTEMPTS = 32;
 

@@ -1,11 +1,12 @@
 // Runs one configured operation against the request. Returns the metric result
 // (hit, miss, ok) or an error; never throws.
 import { DestinationType, Operation, OperationType, Policy, SourceType } from "./model";
-import { badRequest, MAX_KEY_BYTES, MAX_VALUE_BYTES, OpError } from "./errors";
+import { badRequest, OpError } from "./errors";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./limits";
 import { RequestState, sourceLabel } from "./request";
 import { deleteLocalEntry, readLocalEntry, writeLocalEntry } from "./local_store";
 import { RESULT_HIT, RESULT_MISS, RESULT_OK } from "./metrics";
-import { nowMs } from "./host/calls";
+import { nowMs } from "./hostcalls/calls";
 
 export class OperationOutcome {
   constructor(
@@ -45,7 +46,7 @@ function composeKey(op: Operation, state: RequestState): KeyResult {
   if (size > MAX_KEY_BYTES) {
     return new KeyResult(
       null,
-      badRequest("key_too_large", "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed"),
+      badRequest("key_too_long", "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed"),
     );
   }
   const key = new ArrayBuffer(size);

@@ -1,13 +1,7 @@
 // Query strings of the request `:path`. Envoy hands the module the raw path (request.query is
 // not decoded either, envoy-host.md §6), so decoding and encoding live here. Works on bytes:
 // a decoded value may be any byte sequence.
-
-function hexValue(c: u8): i32 {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  return -1;
-}
+import { hexDigitValue, isUrlUnreserved } from "./chars";
 
 // application/x-www-form-urlencoded decoding: '+' is a space, %XX a byte; a malformed escape
 // is kept as it is (browsers and Envoy's own Utility::PercentEncoding do the same).
@@ -21,8 +15,8 @@ export function decodeQueryComponent(bytes: Uint8Array, start: i32, end: i32): U
       out[n++] = 0x20;
       i++;
     } else if (c == 0x25 && i + 2 < end) {
-      const hi = hexValue(bytes[i + 1]);
-      const lo = hexValue(bytes[i + 2]);
+      const hi = hexDigitValue(bytes[i + 1]);
+      const lo = hexDigitValue(bytes[i + 2]);
       if (hi < 0 || lo < 0) {
         out[n++] = c;
         i++;
@@ -38,29 +32,17 @@ export function decodeQueryComponent(bytes: Uint8Array, start: i32, end: i32): U
   return out.slice(0, n);
 }
 
-function isUnreserved(c: u8): bool {
-  return (
-    (c >= 0x30 && c <= 0x39) ||
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x61 && c <= 0x7a) ||
-    c == 0x2d ||
-    c == 0x2e ||
-    c == 0x5f ||
-    c == 0x7e
-  );
-}
-
 const HEX = "0123456789ABCDEF";
 
 // Percent-encodes every byte outside RFC 3986's unreserved set.
 export function encodeQueryComponent(bytes: Uint8Array): Uint8Array {
   let size = 0;
-  for (let i = 0; i < bytes.length; i++) size += isUnreserved(bytes[i]) ? 1 : 3;
+  for (let i = 0; i < bytes.length; i++) size += isUrlUnreserved(bytes[i]) ? 1 : 3;
   const out = new Uint8Array(size);
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
-    if (isUnreserved(c)) {
+    if (isUrlUnreserved(c)) {
       out[n++] = c;
     } else {
       out[n++] = 0x25;

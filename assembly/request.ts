@@ -5,9 +5,10 @@ import { badRequest, OpError } from "./errors";
 import { JsonKind, jsonQuote } from "./json";
 import { JsonSpan, findJsonPath, jsonStringBytes, scanJson, setJsonPath } from "./json_scan";
 import { decodeUtf8 } from "./utf8";
+import { isHeaderValueControl } from "./chars";
 import { getQueryParam, setQueryParam } from "./query";
-import { BufferType, MapType, WasmResult } from "./host/abi";
-import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./host/calls";
+import { BufferType, MapType, WasmResult } from "./hostcalls/abi";
+import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./hostcalls/calls";
 
 function bytesOf(s: string): ArrayBuffer {
   return String.UTF8.encode(s);
@@ -23,8 +24,7 @@ function sliceBuffer(view: Uint8Array, start: i32, end: i32): ArrayBuffer {
 function validHeaderValue(value: ArrayBuffer): bool {
   const base = changetype<usize>(value);
   for (let i = 0; i < value.byteLength; i++) {
-    const c = load<u8>(base + i);
-    if ((c < 0x20 && c != 0x09) || c == 0x7f) return false;
+    if (isHeaderValueControl(load<u8>(base + i))) return false;
   }
   return true;
 }

@@ -1,4 +1,5 @@
-import { JsonKind, JsonValue, jsonQuote, parseJson, MAX_JSON_DEPTH } from "../json";
+import { JsonKind, JsonValue, jsonQuote, parseJson } from "../json";
+import { MAX_JSON_DEPTH } from "../limits";
 import { decodeUtf8, encodeUtf8 } from "../utf8";
 
 function parse(text: string): JsonValue {
