@@ -70,9 +70,7 @@ export function isJsonWhitespace(c: i32): bool {
 
 // The characters after a backslash in a two-character JSON escape: " \ / b f n r t.
 export function isJsonSimpleEscape(c: i32): bool {
-  return (
-    c == 0x22 || c == 0x5c || c == 0x2f || c == 0x62 || c == 0x66 || c == 0x6e || c == 0x72 || c == 0x74
-  );
+  return c == 0x22 || c == 0x5c || c == 0x2f || c == 0x62 || c == 0x66 || c == 0x6e || c == 0x72 || c == 0x74;
 }
 
 // A configuration name made of letters, digits, "_" and "-" (and "." when `dot`).

@@ -2,9 +2,16 @@
 // config.ts for the order rules, config_validator.ts for the loop that runs a table).
 import { JsonKind, JsonValue } from "./json";
 import { Destination, DestinationType, KvmService, Operation, OperationType, Policy } from "./model";
-import { asciiLower, hasControlCharacter, isKvmName, isPrintableAscii, memberPath, oneOf, textOf } from "./config_text";
 import {
-  ANY,
+  asciiLower,
+  hasControlCharacter,
+  isKvmName,
+  isPrintableAscii,
+  memberPath,
+  oneOf,
+  textOf,
+} from "./config_text";
+import {
   GET,
   NOT_EMPTY,
   NameUse,

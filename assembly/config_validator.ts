@@ -44,7 +44,13 @@ export function requiredField<T>(name: string, required: string, check: Check<T>
   return new Field<T>(name, ANY, "", required, check);
 }
 
-export function opField<T>(name: string, ops: i32, only: string, required: string, check: Check<T>): Field<T> {
+export function opField<T>(
+  name: string,
+  ops: i32,
+  only: string,
+  required: string,
+  check: Check<T>,
+): Field<T> {
   return new Field<T>(name, ops, only, required, check);
 }
 
@@ -89,7 +95,8 @@ export class Validator {
   // Reports the first member (in source order) whose key is not in `allowed`.
   checkKnownFields(object: JsonValue, prefix: string, allowed: string[]): bool {
     for (let i = 0; i < object.keys.length; i++) {
-      if (!allowed.includes(object.keys[i])) return this.fail(memberPath(prefix, object.keys[i]), "unknown field");
+      if (!allowed.includes(object.keys[i]))
+        return this.fail(memberPath(prefix, object.keys[i]), "unknown field");
     }
     return true;
   }
@@ -167,7 +174,10 @@ export class Validator {
     if (name.length == 0) return this.fail(where, NOT_EMPTY);
     if (name.indexOf("\0") >= 0) return this.fail(where, "must not contain NUL");
     if (RESERVED_SHARED_CONTEXT_NAMES.includes(name)) {
-      return this.fail(where, 'must not be "' + name + '": Envoy answers that name itself, not from filter state');
+      return this.fail(
+        where,
+        'must not be "' + name + '": Envoy answers that name itself, not from filter state',
+      );
     }
     return true;
   }

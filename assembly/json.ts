@@ -1,10 +1,18 @@
-// A JSON (RFC 8259) parser, path lookup and in-place path writes for request bodies and the plugin
-// configuration. Everything here runs on untrusted bytes inside Envoy, where a trap kills the
-// worker's VM, so the parser never traps: every read is bounds checked, nesting is limited, and
-// every malformed input becomes a JsonParseResult with an offset and a message.
+// A JSON (RFC 8259) parser that builds a tree (JsonValue), for the plugin configuration, and
+// jsonQuote, which writes a string as a JSON literal. Request bodies are not parsed here: json_scan.ts
+// validates them, finds a dotted path and edits it in place without building a tree. The parser
+// never traps (a trap kills the worker's VM inside Envoy): every read is bounds checked, nesting is
+// limited, and every malformed input becomes a JsonParseResult with an offset and a message.
 
 import { decodeUtf8Into, firstInvalidUtf8 } from "./utf8";
-import { hexDigitValue, isAsciiDigit, isHighSurrogate, isJsonSimpleEscape, isJsonWhitespace, isLowSurrogate } from "./chars";
+import {
+  hexDigitValue,
+  isAsciiDigit,
+  isHighSurrogate,
+  isJsonSimpleEscape,
+  isJsonWhitespace,
+  isLowSurrogate,
+} from "./chars";
 import { MAX_JSON_DEPTH } from "./limits";
 
 export enum JsonKind {
@@ -382,11 +390,14 @@ export function parseJson(bytes: Uint8Array): JsonParseResult {
 }
 
 function hexDigit(v: u32): string {
-  return String.fromCharCode(v < 10 ? 0x30 + v : 0x61 + v - 10);
+  if (v < 10) return String.fromCharCode(0x30 + v);
+  return String.fromCharCode(0x61 + v - 10);
 }
 
 function unicodeEscape(c: u32): string {
-  return "\\u" + hexDigit((c >> 12) & 15) + hexDigit((c >> 8) & 15) + hexDigit((c >> 4) & 15) + hexDigit(c & 15);
+  return (
+    "\\u" + hexDigit((c >> 12) & 15) + hexDigit((c >> 8) & 15) + hexDigit((c >> 4) & 15) + hexDigit(c & 15)
+  );
 }
 
 // `s` as a JSON string literal. Lone surrogates are written as \u escapes so the text stays valid

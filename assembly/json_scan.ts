@@ -189,7 +189,10 @@ export function jsonStringText(bytes: Uint8Array, span: JsonSpan): string {
       break;
     }
   }
-  if (!escaped) return String.UTF8.decode(bytes.buffer.slice(bytes.byteOffset + span.start + 1, bytes.byteOffset + span.end - 1));
+  if (!escaped)
+    return String.UTF8.decode(
+      bytes.buffer.slice(bytes.byteOffset + span.start + 1, bytes.byteOffset + span.end - 1),
+    );
   // Rare: let the full parser unescape this one literal.
   const parsed = parseJson(bytes.subarray(span.start, span.end)).value;
   if (parsed === null) return "";
@@ -332,7 +335,12 @@ function splice(source: Uint8Array, from: i32, to: i32, insert: Uint8Array): Uin
 // objects) after the last member of the deepest existing object, leaving every other byte as it
 // was; "" replaces the root value. null when the root is not an object, the path is malformed, or
 // it crosses a scalar or a missing array element.
-export function setJsonPath(bytes: Uint8Array, root: JsonSpan, path: string, valueJson: string): Uint8Array | null {
+export function setJsonPath(
+  bytes: Uint8Array,
+  root: JsonSpan,
+  path: string,
+  valueJson: string,
+): Uint8Array | null {
   if (root.kind != JsonKind.Object) return null;
   if (path.length == 0) return splice(bytes, root.start, root.end, encodeUtf8(valueJson));
   const segments = splitPath(path);

@@ -74,7 +74,9 @@ export function writeLocalEntry(
       const decoded = decodeEntry(current.value);
       if (decoded !== null && decoded.isLiveAt(nowMs)) return null;
     }
-    const result = setSharedData(storeKey, encoded, present ? current.cas : 0);
+    let cas: u32 = 0; // absent: an unconditional first write
+    if (present) cas = current.cas;
+    const result = setSharedData(storeKey, encoded, cas);
     if (result == WasmResult.Ok) return null;
     if (result != WasmResult.CasMismatch) return writeFailure(result);
   }

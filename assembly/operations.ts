@@ -36,7 +36,10 @@ function composeKey(op: Operation, state: RequestState): KeyResult {
   for (let i = 0; i < op.key.length; i++) {
     const fragment = state.readSource(op.key[i]);
     if (fragment === null) {
-      return new KeyResult(null, badRequest("missing_key", "key input " + sourceLabel(op.key[i]) + " is missing"));
+      return new KeyResult(
+        null,
+        badRequest("missing_key", "key input " + sourceLabel(op.key[i]) + " is missing"),
+      );
     }
     if (i > 0) size += separator.byteLength;
     size += fragment.byteLength;
@@ -46,7 +49,10 @@ function composeKey(op: Operation, state: RequestState): KeyResult {
   if (size > MAX_KEY_BYTES) {
     return new KeyResult(
       null,
-      badRequest("key_too_long", "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed"),
+      badRequest(
+        "key_too_long",
+        "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed",
+      ),
     );
   }
   const key = new ArrayBuffer(size);
@@ -74,7 +80,11 @@ export function needsBody(op: Operation): bool {
 export function runOperation(op: Operation, state: RequestState): OperationOutcome {
   if (op.policy == Policy.Cluster) {
     return failed(
-      new OpError(503, "policy_unavailable", "the cluster policy is not available in this build of the filter"),
+      new OpError(
+        503,
+        "policy_unavailable",
+        "the cluster policy is not available in this build of the filter",
+      ),
     );
   }
   const keyResult = composeKey(op, state);
@@ -111,7 +121,11 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
       return failed(
         badRequest(
           "value_too_large",
-          "the value is " + value.byteLength.toString() + " bytes; at most " + MAX_VALUE_BYTES.toString() + " are allowed",
+          "the value is " +
+            value.byteLength.toString() +
+            " bytes; at most " +
+            MAX_VALUE_BYTES.toString() +
+            " are allowed",
         ),
       );
     }

@@ -71,7 +71,8 @@ function queryBounds(path: Uint8Array): i32 {
 
 function queryEnd(path: Uint8Array): i32 {
   const hash = indexOfByte(path, 0x23, 0, path.length);
-  return hash < 0 ? path.length : hash;
+  if (hash < 0) return path.length;
+  return hash;
 }
 
 // The decoded value of the first parameter named `name` (compared after decoding), or null.
@@ -85,8 +86,9 @@ export function getQueryParam(path: Uint8Array, name: Uint8Array): Uint8Array | 
     let amp = indexOfByte(path, 0x26, i, end);
     if (amp < 0) amp = end;
     if (amp > i) {
-      let eq = indexOfByte(path, 0x3d, i, amp);
-      const nameEnd = eq < 0 ? amp : eq;
+      const eq = indexOfByte(path, 0x3d, i, amp);
+      let nameEnd = amp;
+      if (eq >= 0) nameEnd = eq;
       if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
         if (eq < 0) return new Uint8Array(0);
         return decodeQueryComponent(path, eq + 1, amp);
@@ -112,7 +114,11 @@ function concat(parts: Uint8Array[]): Uint8Array {
 // A new path whose query has `name` set to `value`: the first parameter of that name is
 // replaced in place and later duplicates are dropped; otherwise it is appended.
 export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Array): Uint8Array {
-  const pair = concat([encodeQueryComponent(name), Uint8Array.wrap(String.UTF8.encode("=")), encodeQueryComponent(value)]);
+  const pair = concat([
+    encodeQueryComponent(name),
+    Uint8Array.wrap(String.UTF8.encode("=")),
+    encodeQueryComponent(value),
+  ]);
   const q = queryBounds(path);
   const end = queryEnd(path);
   const fragment = path.slice(end);
@@ -127,7 +133,8 @@ export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Ar
     if (amp < 0) amp = end;
     if (amp > i) {
       const eq = indexOfByte(path, 0x3d, i, amp);
-      const nameEnd = eq < 0 ? amp : eq;
+      let nameEnd = amp;
+      if (eq >= 0) nameEnd = eq;
       if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
         if (!replaced) {
           kept.push(pair);

@@ -88,17 +88,19 @@ export function decodeUtf8Into(bytes: Uint8Array, start: i32, end: i32, out: Uin
       out[o++] = <u16>b0;
       i += 1;
     } else if (b0 < 0xe0 && i + 1 < end) {
-      out[o++] = <u16>(((b0 & 0x1f) << 6) | (<u32>bytes[i + 1] & 0x3f));
+      out[o++] = <u16>(((b0 & 0x1f) << 6) | ((<u32>bytes[i + 1]) & 0x3f));
       i += 2;
     } else if (b0 < 0xf0 && i + 2 < end) {
-      out[o++] = <u16>(((b0 & 0x0f) << 12) | ((<u32>bytes[i + 1] & 0x3f) << 6) | (<u32>bytes[i + 2] & 0x3f));
+      out[o++] = <u16>(
+        (((b0 & 0x0f) << 12) | (((<u32>bytes[i + 1]) & 0x3f) << 6) | ((<u32>bytes[i + 2]) & 0x3f))
+      );
       i += 3;
     } else if (i + 3 < end) {
       const cp =
         ((b0 & 0x07) << 18) |
-        ((<u32>bytes[i + 1] & 0x3f) << 12) |
-        ((<u32>bytes[i + 2] & 0x3f) << 6) |
-        (<u32>bytes[i + 3] & 0x3f);
+        (((<u32>bytes[i + 1]) & 0x3f) << 12) |
+        (((<u32>bytes[i + 2]) & 0x3f) << 6) |
+        ((<u32>bytes[i + 3]) & 0x3f);
       const v = cp - 0x10000;
       out[o++] = <u16>(0xd800 | (v >> 10));
       out[o++] = <u16>(0xdc00 | (v & 0x3ff));
@@ -135,7 +137,7 @@ export function encodeUtf8(s: string): Uint8Array {
       out[o++] = <u8>(0xc0 | (c >> 6));
       out[o++] = <u8>(0x80 | (c & 0x3f));
     } else if (isSurrogatePairAt(s, i)) {
-      const cp = 0x10000 + (((c & 0x3ff) << 10) | (<u32>s.charCodeAt(i + 1) & 0x3ff));
+      const cp = 0x10000 + (((c & 0x3ff) << 10) | ((<u32>s.charCodeAt(i + 1)) & 0x3ff));
       out[o++] = <u8>(0xf0 | (cp >> 18));
       out[o++] = <u8>(0x80 | ((cp >> 12) & 0x3f));
       out[o++] = <u8>(0x80 | ((cp >> 6) & 0x3f));

@@ -66,7 +66,13 @@ function bool(schema: SchemaNode, path: string[]): boolean {
 }
 
 const op = (field: string, ...rest: string[]) => ["definitions", "operation", "properties", field, ...rest];
-const service = (field: string, ...rest: string[]) => ["definitions", "kvmService", "properties", field, ...rest];
+const service = (field: string, ...rest: string[]) => [
+  "definitions",
+  "kvmService",
+  "properties",
+  field,
+  ...rest,
+];
 const fields = (definition: string) => ["definitions", definition, "properties"];
 
 // The constants, in the order the file lists them.
@@ -84,7 +90,11 @@ export function schemaConstants(schema: SchemaNode): SchemaConstant[] {
     { name: "KEY_FRAGMENT_FIELDS", type: "string[]", value: keys(fields("keyFragment")) },
     { name: "POLICY_VALUES", type: "string[]", value: policies },
     { name: "OPERATION_TYPE_VALUES", type: "string[]", value: strings(schema, op("operation_type", "enum")) },
-    { name: "SOURCE_TYPE_VALUES", type: "string[]", value: strings(schema, ["definitions", "sourceType", "enum"]) },
+    {
+      name: "SOURCE_TYPE_VALUES",
+      type: "string[]",
+      value: strings(schema, ["definitions", "sourceType", "enum"]),
+    },
     {
       name: "DESTINATION_TYPE_VALUES",
       type: "string[]",
@@ -109,11 +119,27 @@ export function schemaConstants(schema: SchemaNode): SchemaConstant[] {
     { name: "DEFAULT_TTL", type: "u32", value: number(schema, op("ttl", "default")) },
     { name: "DEFAULT_OVERRIDE", type: "bool", value: bool(schema, op("override", "default")) },
     { name: "DEFAULT_CACHE_TTL", type: "u32", value: number(schema, op("cache_ttl", "default")) },
-    { name: "DEFAULT_ON_ERROR_CONTINUE", type: "bool", value: bool(schema, op("on_error_continue", "default")) },
+    {
+      name: "DEFAULT_ON_ERROR_CONTINUE",
+      type: "bool",
+      value: bool(schema, op("on_error_continue", "default")),
+    },
     { name: "DEFAULT_SERVICE_CLUSTER", type: "string", value: text(schema, service("cluster", "default")) },
-    { name: "DEFAULT_SERVICE_AUTHORITY", type: "string", value: text(schema, service("authority", "default")) },
-    { name: "DEFAULT_SERVICE_PATH_PREFIX", type: "string", value: text(schema, service("path_prefix", "default")) },
-    { name: "DEFAULT_SERVICE_TIMEOUT_MS", type: "u32", value: number(schema, service("timeout_ms", "default")) },
+    {
+      name: "DEFAULT_SERVICE_AUTHORITY",
+      type: "string",
+      value: text(schema, service("authority", "default")),
+    },
+    {
+      name: "DEFAULT_SERVICE_PATH_PREFIX",
+      type: "string",
+      value: text(schema, service("path_prefix", "default")),
+    },
+    {
+      name: "DEFAULT_SERVICE_TIMEOUT_MS",
+      type: "u32",
+      value: number(schema, service("timeout_ms", "default")),
+    },
     { name: "DEFAULT_SERVICE_TOKEN", type: "string", value: text(schema, service("token", "default")) },
     {
       name: "RESERVED_SHARED_CONTEXT_NAMES",

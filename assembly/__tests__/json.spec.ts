@@ -1,6 +1,6 @@
 import { JsonKind, JsonValue, jsonQuote, parseJson } from "../json";
 import { MAX_JSON_DEPTH } from "../limits";
-import { decodeUtf8, encodeUtf8 } from "../utf8";
+import { encodeUtf8 } from "../utf8";
 
 function parse(text: string): JsonValue {
   const result = parseJson(encodeUtf8(text));
