@@ -21,7 +21,8 @@ export function kvmCommand(): Command {
     .addOption(new Option("--token <token>", "admin bearer token").env(TOKEN_VARIABLE));
   const client = () => {
     const opts = kvm.opts<{ url: string; token?: string }>();
-    return new AdminClient(opts.url, opts.token);
+    // An empty KVM_ADMIN_TOKEN is no token (the 401 then says how to supply one).
+    return new AdminClient(opts.url, opts.token === "" ? undefined : opts.token);
   };
   const keyBytes = (key: string) => Buffer.from(key, "utf8");
 

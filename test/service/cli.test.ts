@@ -176,12 +176,15 @@ describe("service and kvm commands", () => {
   });
 
   test("a missing token names the variable and the flag that supply it", async () => {
-    const res = await runCli(["kvm", "--url", service.url, "list"]);
-    assert.equal(res.code, 1);
-    assert.equal(
-      res.stderr,
-      "envoy-kvm: the service wants an admin token: set KVM_ADMIN_TOKEN or pass --token <token> (401 unauthorized)\n",
-    );
+    // Unset, or set but empty.
+    for (const env of [{}, { KVM_ADMIN_TOKEN: "" }]) {
+      const res = await runCli(["kvm", "--url", service.url, "list"], env);
+      assert.equal(res.code, 1);
+      assert.equal(
+        res.stderr,
+        "envoy-kvm: the service wants an admin token: set KVM_ADMIN_TOKEN or pass --token <token> (401 unauthorized)\n",
+      );
+    }
   });
 
   test("an import file that is not JSON is named in the error", async () => {
