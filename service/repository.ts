@@ -121,16 +121,44 @@ export class KvmRepository {
       case "version":
         return this.replaceIf(kvm, key, value, ttlSeconds, condition.version);
       case "none":
-        // Upsert as "create if absent, else replace if present": two exact outcomes without relying on
-        // system columns. The loop only repeats when a concurrent delete lands between the two statements.
-        for (let attempt = 0; attempt < 10; attempt++) {
-          const created = await this.insertIfAbsent(kvm, key, value, ttlSeconds);
-          if (created.outcome === "created") return created;
-          const replaced = await this.replaceIf(kvm, key, value, ttlSeconds, null);
-          if (replaced.outcome === "replaced") return replaced;
-        }
-        throw new Error("put did not settle after 10 attempts under concurrent deletes");
+        return this.upsert(kvm, key, value, ttlSeconds);
     }
+  }
+
+  /**
+   * An unconditional PUT is one INSERT … ON CONFLICT DO UPDATE: PostgreSQL either inserts or, after waiting for
+   * any writer holding the row, updates the newest version of it — a DELETE landing at any moment can not make
+   * it fail, as two statements (insert-if-absent, then replace-if-present) could.
+   * https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
+   * created vs replaced: a freshly inserted row has xmax = 0 (ON CONFLICT DO UPDATE leaves our transaction id in
+   * xmax); taking over an expired row that the purge has not deleted yet also counts as created, marked by
+   * resetting created_at to this transaction's now() (a live row created in the very same microsecond by
+   * another transaction would be reported as created too: only the status code, never the data, is affected).
+   * https://www.postgresql.org/docs/current/ddl-system-columns.html
+   */
+  private async upsert(
+    kvm: string,
+    key: Buffer,
+    value: Buffer,
+    ttlSeconds: number | null,
+  ): Promise<PutResult> {
+    const res = await this.pool.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
+      `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
+       VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
+       ON CONFLICT (kvm_name, key) DO UPDATE
+         SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+             version = nextval('kvm_data_version_seq'), updated_at = now(),
+             created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END
+       RETURNING (xmax = 0 OR created_at = now()) AS created, version::float8 AS version,
+         ${MS("expires_at")} AS expires_at_ms`,
+      [kvm, key, value, ttlSeconds],
+    );
+    const row = res.rows[0];
+    return {
+      outcome: row.created ? "created" : "replaced",
+      version: row.version,
+      expiresAt: row.expires_at_ms,
+    };
   }
 
   /** Inserts, or takes over an expired row that the purge has not deleted yet (that counts as created). */

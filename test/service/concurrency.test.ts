@@ -1,0 +1,149 @@
+// Writers racing each other on the same rows: unconditional PUTs against DELETEs, imports of the same names in
+// opposite orders, a whole-map delete while clients keep adding keys. None of them may answer 5xx or hang.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { KvmRepository } from "../../service/repository.ts";
+import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
+
+let db: TestDatabase;
+let t: TestApp;
+
+before(async () => {
+  db = await createTestDatabase();
+  t = await startTestApp(db.url);
+});
+after(async () => {
+  await t?.close();
+  await db?.drop();
+});
+
+/** Runs `loop` in `n` parallel workers until `ms` have passed; returns every status code seen. */
+async function storm(n: number, ms: number, loop: (worker: number) => Promise<number>): Promise<number[]> {
+  const end = Date.now() + ms;
+  const statuses: number[] = [];
+  await Promise.all(
+    Array.from({ length: n }, async (_, worker) => {
+      while (Date.now() < end) statuses.push(await loop(worker));
+    }),
+  );
+  return statuses;
+}
+
+const histogram = (statuses: number[]) =>
+  statuses.reduce<Record<number, number>>((h, s) => ({ ...h, [s]: (h[s] ?? 0) + 1 }), {});
+
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+describe("unconditional PUT against DELETE (issue 12 #2)", () => {
+  test("a PUT without preconditions succeeds even when a DELETE lands between any two of its statements", async () => {
+    // Deterministic worst case of the race: a pool that lets a concurrent writer re-create the row before each
+    // INSERT the repository sends and a concurrent DELETE remove it before each UPDATE. A PUT that needs two
+    // statements (insert-if-absent, then replace-if-present) loses every round; one upsert statement can not.
+    const kvm = "race";
+    const key = Buffer.from("interleaved");
+    const racing = new Proxy(t.pool, {
+      get(pool, prop, receiver) {
+        if (prop !== "query") return Reflect.get(pool, prop, receiver);
+        return async (text: string, values?: unknown[]) => {
+          if (/^\s*INSERT/i.test(text)) {
+            await pool.query(
+              "INSERT INTO kvm_data (kvm_name, key, value) VALUES ($1, $2, 'other') ON CONFLICT DO NOTHING",
+              [kvm, key],
+            );
+          } else if (/^\s*UPDATE/i.test(text)) {
+            await pool.query("DELETE FROM kvm_data WHERE kvm_name = $1 AND key = $2", [kvm, key]);
+          }
+          return pool.query(text, values);
+        };
+      },
+    });
+    const repository = new KvmRepository(racing);
+    const result = await repository.putEntry(kvm, key, Buffer.from("mine"), null, { kind: "none" });
+    assert.equal(result.outcome, "replaced");
+    const stored = await new KvmRepository(t.pool).getEntry(kvm, key);
+    assert.equal(stored?.value.toString(), "mine");
+  });
+
+  test("24 PUT loops and 24 DELETE loops on one key: every PUT is 200 or 201, every DELETE 204", async () => {
+    const url = entryUrl("race", "hot");
+    const [puts, deletes] = await Promise.all([
+      storm(24, 2000, async (w) => (await t.app.inject({ method: "PUT", url, payload: `w${w}` })).statusCode),
+      storm(24, 2000, async () => (await t.app.inject({ method: "DELETE", url })).statusCode),
+    ]);
+    assert.ok(puts.length > 100, `only ${puts.length} PUTs ran`);
+    assert.deepEqual(
+      Object.keys(histogram(puts)).filter((s) => s !== "200" && s !== "201"),
+      [],
+      JSON.stringify(histogram(puts)),
+    );
+    assert.deepEqual(Object.keys(histogram(deletes)), ["204"], JSON.stringify(histogram(deletes)));
+  });
+});
+
+describe("concurrent imports (issue 12 #3)", () => {
+  test("4 imports of the same 3,000 names, two in each order, at once: all 200, no deadlock", async () => {
+    const names = Array.from({ length: 3000 }, (_, i) => `name-${String(i).padStart(5, "0")}`);
+    const forward = names.map((name) => ({ name, value: `v-${name}` }));
+    const backward = [...forward].reverse();
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(
+        [forward, backward, forward, backward].map((keyValueEntries) =>
+          t.app.inject({
+            method: "POST",
+            url: "/admin/v1/kvms/imports/import",
+            payload: { keyValueEntries },
+          }),
+        ),
+      );
+      for (const res of answers) assert.equal(res.statusCode, 200, res.body);
+      if (round === 0) {
+        const created = answers.reduce((sum, res) => sum + (res.json().created as number), 0);
+        assert.equal(created, 3000);
+      }
+    }
+  });
+});
+
+describe("whole-map delete under writes (issue 12 #5)", () => {
+  test("DELETE /admin/v1/kvms/{kvm} finishes while 16 clients keep adding keys, and says what it deleted", async () => {
+    const seed = Array.from({ length: 2000 }, (_, i) => ({ name: `seed-${i}`, value: "x" }));
+    const imported = await t.app.inject({
+      method: "POST",
+      url: "/admin/v1/kvms/doomed/import",
+      payload: { keyValueEntries: seed },
+    });
+    assert.equal(imported.statusCode, 200);
+    let writing = true;
+    let n = 0;
+    const writerStatuses: number[] = [];
+    const writers = Array.from({ length: 16 }, async (_, w) => {
+      while (writing) {
+        const url = entryUrl("doomed", `new-${w}-${n++}`);
+        writerStatuses.push((await t.app.inject({ method: "PUT", url, payload: "y" })).statusCode);
+      }
+    });
+    try {
+      // Let the writers get going first.
+      while (writerStatuses.length < 50) await new Promise((resolve) => setTimeout(resolve, 5));
+      const started = Date.now();
+      const res = await withDeadline(
+        t.app.inject({ method: "DELETE", url: "/admin/v1/kvms/doomed" }),
+        10_000,
+        "the map delete",
+      );
+      console.log("delete took", Date.now() - started, res.body, writerStatuses.length);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(res.json().deleted >= 2000, res.body);
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    assert.deepEqual(Object.keys(histogram(writerStatuses)), ["201"]);
+  });
+});
