@@ -37,6 +37,14 @@ export interface ImportCounts {
   skipped: number;
 }
 
+/** Attempts of a transaction aborted by a deadlock or serialization failure before the error is answered. */
+const TRANSACTION_ATTEMPTS = 5;
+
+/** Deadlock (40P01) and serialization failure (40001): the transaction can simply run again. */
+export function retryable(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && (err.code === "40P01" || err.code === "40001");
+}
+
 const LIVE = "(expires_at IS NULL OR expires_at > now())";
 const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
@@ -272,43 +280,69 @@ export class KvmRepository {
   /**
    * One transaction for the whole batch: either every entry lands or none. Duplicate keys in a batch must be
    * removed by the caller (ON CONFLICT can not touch one row twice in a statement).
-   * created vs replaced: a row inserted by this statement has xmax = 0, a row taken over by
-   * ON CONFLICT DO UPDATE carries our transaction id in xmax; expired rows are deleted first so that taking
-   * one over counts as created. https://www.postgresql.org/docs/current/ddl-system-columns.html
+   * Lock order: rows are written in key order, so two imports of overlapping names (in any order in their
+   * files) lock them in the same order and can not deadlock each other; a deadlock or serialization failure
+   * with some other writer is retried (see retryable()).
+   * created vs replaced: a row inserted by this statement has xmax = 0; taking over an expired row the purge
+   * has not deleted yet resets created_at to now() and counts as created too (as in upsert()).
    */
   async importEntries(kvm: string, entries: ImportEntry[], mode: "upsert" | "insert"): Promise<ImportCounts> {
     if (entries.length === 0) return { created: 0, replaced: 0, skipped: 0 };
-    const keys = entries.map((e) => e.key);
-    const values = entries.map((e) => e.value);
-    const expiries = entries.map((e) => (e.expiresAt === null ? null : String(e.expiresAt)));
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query(
-        "DELETE FROM kvm_data WHERE kvm_name = $1 AND key = ANY($2::bytea[]) AND expires_at <= now()",
-        [kvm, keys],
-      );
-      const onConflict =
-        mode === "insert"
-          ? "DO NOTHING"
-          : `DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
-               version = nextval('kvm_data_version_seq'), updated_at = now()`;
-      const res = await client.query<{ created: boolean }>(
-        `INSERT INTO kvm_data (kvm_name, key, value, expires_at)
+    // Buffer.compare is bytea's order (memcmp, then length), the order of the primary key index.
+    const sorted = [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
+    const keys = sorted.map((e) => e.key);
+    const values = sorted.map((e) => e.value);
+    const expiries = sorted.map((e) => (e.expiresAt === null ? null : String(e.expiresAt)));
+    const takeOver = `value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+      version = nextval('kvm_data_version_seq'), updated_at = now(),
+      created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END`;
+    // insert mode writes only over absent or expired entries; live ones are skipped (not returned).
+    const onConflict =
+      mode === "insert"
+        ? `DO UPDATE SET ${takeOver} WHERE d.expires_at <= now()`
+        : `DO UPDATE SET ${takeOver}`;
+    const res = await this.transaction((client) =>
+      client.query<{ created: boolean }>(
+        `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
          SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
-         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) AS t(k, v, e)
+         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
+         ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}
-         RETURNING (xmax = 0) AS created`,
+         RETURNING (xmax = 0 OR created_at = now()) AS created`,
         [kvm, keys, values, expiries],
-      );
-      await client.query("COMMIT");
-      const created = res.rows.filter((r) => r.created).length;
-      return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
+      ),
+    );
+    const created = res.rows.filter((r) => r.created).length;
+    return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
+  }
+
+  /**
+   * Runs `work` in a transaction, again from the start when PostgreSQL aborts it as a deadlock victim (40P01)
+   * or a serialization failure (40001): both say "retry", and the second attempt normally finds the way clear.
+   * https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
+   */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let failed: unknown = undefined;
+      try {
+        await client.query("BEGIN");
+        const result = await work(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        failed = err;
+        await client.query("ROLLBACK").catch(() => {});
+        if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw err;
+      } finally {
+        // A client whose transaction failed for a reason other than SQL (a lost connection, a timeout) is
+        // discarded rather than handed to the next request.
+        client.release(
+          failed !== undefined && !(failed instanceof pg.DatabaseError) ? (failed as Error) : undefined,
+        );
+      }
+      // Jittered backoff so the transactions that collided do not collide again in lockstep.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
     }
   }
 
