@@ -45,6 +45,22 @@ export function retryable(err: unknown): boolean {
   return err instanceof pg.DatabaseError && (err.code === "40P01" || err.code === "40001");
 }
 
+/** Runs one autocommit statement again when PostgreSQL aborts it as a deadlock or serialization victim. */
+async function retrying<T>(statement: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (err) {
+      if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw err;
+    }
+    await backoff(attempt);
+  }
+}
+
+/** Jittered, so the transactions that collided do not collide again in lockstep. */
+const backoff = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+
 const LIVE = "(expires_at IS NULL OR expires_at > now())";
 const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
@@ -255,25 +271,42 @@ export class KvmRepository {
     return res.rows.map((r) => ({ name: r.kvm_name, entries: Number(r.entries) }));
   }
 
-  /** Deletes a whole map in batches (short transactions, short locks); returns how many live entries went. */
+  /**
+   * Deletes a whole map as it was when the call began, in key-ordered batches (short statements, short locks);
+   * returns how many live entries went. Bounded: the work is the rows that existed at the start, whatever
+   * clients write meanwhile. A row written after the start carries a newer version than the bound taken here,
+   * so it is kept — also a row replaced while a batch waited for its lock, since PostgreSQL re-checks the
+   * WHERE clause against the newest row version after the wait.
+   * https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED
+   */
   async deleteMap(kvm: string, batchSize = 5000): Promise<number> {
+    const start = await this.pool.query<{ bound: string }>(
+      "SELECT nextval('kvm_data_version_seq')::text AS bound",
+    );
+    const bound = start.rows[0].bound;
+    let after: Buffer | null = null;
     let live = 0;
     for (;;) {
-      const res = await this.pool.query<{ live: boolean }>(
-        `DELETE FROM kvm_data d USING (
-           SELECT key FROM kvm_data WHERE kvm_name = $1 LIMIT $2 FOR UPDATE SKIP LOCKED
-         ) batch
-         WHERE d.kvm_name = $1 AND d.key = batch.key
-         RETURNING (d.expires_at IS NULL OR d.expires_at > now()) AS live`,
-        [kvm, batchSize],
+      // The last key of this batch: the batch is the range (after, last].
+      const edge: pg.QueryResult<{ key: Buffer }> = await this.pool.query(
+        `SELECT key FROM kvm_data
+         WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND version < $3::bigint
+         ORDER BY key OFFSET $4 LIMIT 1`,
+        [kvm, after, bound, batchSize - 1],
+      );
+      const last: Buffer | null = edge.rows.length === 0 ? null : edge.rows[0].key;
+      const res = await retrying(() =>
+        this.pool.query<{ live: boolean }>(
+          `DELETE FROM kvm_data
+           WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key <= $3)
+             AND version < $4::bigint
+           RETURNING ${LIVE} AS live`,
+          [kvm, after, last, bound],
+        ),
       );
       live += res.rows.filter((r) => r.live).length;
-      if (res.rows.length === 0) {
-        // Rows locked by concurrent writers were skipped; make sure none is left behind.
-        const rest = await this.pool.query("SELECT 1 FROM kvm_data WHERE kvm_name = $1 LIMIT 1", [kvm]);
-        if (rest.rows.length === 0) return live;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      if (last === null) return live;
+      after = last;
     }
   }
 
@@ -341,8 +374,7 @@ export class KvmRepository {
           failed !== undefined && !(failed instanceof pg.DatabaseError) ? (failed as Error) : undefined,
         );
       }
-      // Jittered backoff so the transactions that collided do not collide again in lockstep.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+      await backoff(attempt);
     }
   }
 
