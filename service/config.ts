@@ -27,6 +27,14 @@ export interface ServiceConfig {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   poolMax: number;
+  /** Opening a PostgreSQL connection, or waiting for a free pooled one, gives up after this (503). */
+  pgConnectTimeoutMs: number;
+  /** statement_timeout of single-entry and data-plane statements; the client waits 1 s longer. */
+  pgStatementTimeoutMs: number;
+  /** statement_timeout of bulk statements (an import batch, the map listing). */
+  pgBulkStatementTimeoutMs: number;
+  /** How long `envoy-kvm service` waits for PostgreSQL at start-up before giving up. */
+  pgStartupTimeoutMs: number;
   logLevel: string;
   embeddedDataDir: string;
   /** null = pick a free port at start. */
@@ -149,6 +157,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     purgeIntervalMs: integer(env, "KVM_PURGE_INTERVAL_MS", 60_000, 0, 24 * 3600 * 1000),
     purgeBatchSize: integer(env, "KVM_PURGE_BATCH_SIZE", 1000, 1, 100_000),
     poolMax: integer(env, "KVM_PG_POOL_MAX", 10, 1, 1000),
+    pgConnectTimeoutMs: integer(env, "KVM_PG_CONNECT_TIMEOUT_MS", 2000, 100, 600_000),
+    pgStatementTimeoutMs: integer(env, "KVM_PG_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
+    pgBulkStatementTimeoutMs: integer(env, "KVM_PG_BULK_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    pgStartupTimeoutMs: integer(env, "KVM_PG_STARTUP_TIMEOUT_MS", 30_000, 0, 3_600_000),
     logLevel: env.LOG_LEVEL && env.LOG_LEVEL !== "" ? env.LOG_LEVEL : "info",
     embeddedDataDir: path.resolve(
       cwd,

@@ -1,6 +1,7 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -42,7 +43,8 @@ const TRANSACTION_ATTEMPTS = 5;
 
 /** Deadlock (40P01) and serialization failure (40001): the transaction can simply run again. */
 export function retryable(err: unknown): boolean {
-  return err instanceof pg.DatabaseError && (err.code === "40P01" || err.code === "40001");
+  const cause = err instanceof DatabaseUnavailableError ? err.cause : err;
+  return cause instanceof pg.DatabaseError && (cause.code === "40P01" || cause.code === "40001");
 }
 
 /** Runs one autocommit statement again when PostgreSQL aborts it as a deadlock or serialization victim. */
@@ -109,15 +111,48 @@ export async function appliedMigrationNames(db: Queryable, table: string): Promi
   return rows.rows.map((r) => r.name);
 }
 
+/** One statement in a transaction (see KvmRepository.transaction). */
+type Run = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+
+/** A statement with its own client-side read timeout (pg's per-query `query_timeout`). */
+type TimedQuery = pg.QueryConfig & { query_timeout?: number };
+
+export interface RepositoryOptions {
+  /** statement_timeout of bulk statements (an import batch, the map listing); the pool's applies otherwise. */
+  bulkStatementTimeoutMs?: number;
+}
+
+/**
+ * Every failure that means "the database is unavailable" (a lost, refused or silent connection, a dropped
+ * database, a statement timeout; see db.ts) leaves this class as DatabaseUnavailableError, answered 503.
+ */
 export class KvmRepository {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly bulkStatementTimeoutMs: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: RepositoryOptions = {},
+  ) {
+    this.bulkStatementTimeoutMs = options.bulkStatementTimeoutMs ?? 30_000;
+  }
+
+  private async query<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw classifyDatabaseError(err);
+    }
+  }
 
   async ping(): Promise<void> {
-    await this.pool.query("SELECT 1");
+    await this.query("SELECT 1", []);
   }
 
   async getEntry(kvm: string, key: Buffer): Promise<StoredEntry | null> {
-    const res = await this.pool.query<EntryRow>(
+    const res = await this.query<EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`,
       [kvm, key],
     );
@@ -166,7 +201,7 @@ export class KvmRepository {
     value: Buffer,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
-    const res = await this.pool.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
+    const res = await this.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
       `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
        VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
        ON CONFLICT (kvm_name, key) DO UPDATE
@@ -192,7 +227,7 @@ export class KvmRepository {
     value: Buffer,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
-    const res = await this.pool.query<{ version: number; expires_at_ms: number | null }>(
+    const res = await this.query<{ version: number; expires_at_ms: number | null }>(
       `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
        VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
        ON CONFLICT (kvm_name, key) DO UPDATE
@@ -213,7 +248,7 @@ export class KvmRepository {
     ttlSeconds: number | null,
     version: bigint | null,
   ): Promise<PutResult> {
-    const res = await this.pool.query<{ version: number; expires_at_ms: number | null }>(
+    const res = await this.query<{ version: number; expires_at_ms: number | null }>(
       `UPDATE kvm_data
          SET value = $3, expires_at = ${EXPIRY_FROM_TTL},
              version = nextval('kvm_data_version_seq'), updated_at = now()
@@ -230,7 +265,7 @@ export class KvmRepository {
       throw new Error("If-None-Match does not apply to delete");
     }
     const version = condition.kind === "version" ? condition.version.toString() : null;
-    const res = await this.pool.query<{ live: boolean }>(
+    const res = await this.query<{ live: boolean }>(
       `DELETE FROM kvm_data WHERE kvm_name = $1 AND key = $2
          AND ($3::boolean IS FALSE OR ${LIVE}) AND ($4::bigint IS NULL OR version = $4::bigint)
        RETURNING ${LIVE} AS live`,
@@ -250,7 +285,7 @@ export class KvmRepository {
   ): Promise<StoredEntry[]> {
     const upper = prefixUpperBound(prefix);
     const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    const res = await this.pool.query<EntryRow>(
+    const res = await this.query<EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM kvm_data
        WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
          AND ${LIVE}
@@ -262,11 +297,16 @@ export class KvmRepository {
 
   /** Maps holding at least one live entry, by name, after `after`. */
   async listMaps(after: string | null, limit: number): Promise<{ name: string; entries: number }[]> {
-    const res = await this.pool.query<{ kvm_name: string; entries: string }>(
-      `SELECT kvm_name, count(*) AS entries FROM kvm_data
-       WHERE ($1::text IS NULL OR kvm_name > $1) AND ${LIVE}
-       GROUP BY kvm_name ORDER BY kvm_name LIMIT $2`,
-      [after, limit],
+    // Counting every map's entries reads the whole table: a bulk statement.
+    const res = await this.transaction(
+      (run) =>
+        run<{ kvm_name: string; entries: string }>(
+          `SELECT kvm_name, count(*) AS entries FROM kvm_data
+           WHERE ($1::text IS NULL OR kvm_name > $1) AND ${LIVE}
+           GROUP BY kvm_name ORDER BY kvm_name LIMIT $2`,
+          [after, limit],
+        ),
+      this.bulkStatementTimeoutMs,
     );
     return res.rows.map((r) => ({ name: r.kvm_name, entries: Number(r.entries) }));
   }
@@ -280,15 +320,16 @@ export class KvmRepository {
    * https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED
    */
   async deleteMap(kvm: string, batchSize = 5000): Promise<number> {
-    const start = await this.pool.query<{ bound: string }>(
+    const start = await this.query<{ bound: string }>(
       "SELECT nextval('kvm_data_version_seq')::text AS bound",
+      [],
     );
     const bound = start.rows[0].bound;
     let after: Buffer | null = null;
     let live = 0;
     for (;;) {
       // The last key of this batch: the batch is the range (after, last].
-      const edge: pg.QueryResult<{ key: Buffer }> = await this.pool.query(
+      const edge: pg.QueryResult<{ key: Buffer }> = await this.query(
         `SELECT key FROM kvm_data
          WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND version < $3::bigint
          ORDER BY key OFFSET $4 LIMIT 1`,
@@ -296,7 +337,7 @@ export class KvmRepository {
       );
       const last: Buffer | null = edge.rows.length === 0 ? null : edge.rows[0].key;
       const res = await retrying(() =>
-        this.pool.query<{ live: boolean }>(
+        this.query<{ live: boolean }>(
           `DELETE FROM kvm_data
            WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key <= $3)
              AND version < $4::bigint
@@ -334,16 +375,18 @@ export class KvmRepository {
       mode === "insert"
         ? `DO UPDATE SET ${takeOver} WHERE d.expires_at <= now()`
         : `DO UPDATE SET ${takeOver}`;
-    const res = await this.transaction((client) =>
-      client.query<{ created: boolean }>(
-        `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
+    const res = await this.transaction(
+      (run) =>
+        run<{ created: boolean }>(
+          `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
          SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
          FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
          ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}
          RETURNING (xmax = 0 OR created_at = now()) AS created`,
-        [kvm, keys, values, expiries],
-      ),
+          [kvm, keys, values, expiries],
+        ),
+      this.bulkStatementTimeoutMs,
     );
     const created = res.rows.filter((r) => r.created).length;
     return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
@@ -354,25 +397,35 @@ export class KvmRepository {
    * or a serialization failure (40001): both say "retry", and the second attempt normally finds the way clear.
    * https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
    */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  private async transaction<T>(work: (run: Run) => Promise<T>, statementTimeoutMs: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
-      let failed: unknown = undefined;
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw classifyDatabaseError(err);
+      }
+      // A connection that failed (lost, silent, timed out) is discarded rather than handed to the next request.
+      let broken: Error | undefined = undefined;
       try {
         await client.query("BEGIN");
-        const result = await work(client);
+        await client.query("SELECT set_config('statement_timeout', $1, true)", [`${statementTimeoutMs}ms`]);
+        const run: Run = (text, values) => {
+          const query: TimedQuery = { text, values, query_timeout: statementTimeoutMs + CLIENT_GRACE_MS };
+          return client.query(query);
+        };
+        const result = await work(run);
         await client.query("COMMIT");
         return result;
       } catch (err) {
-        failed = err;
-        await client.query("ROLLBACK").catch(() => {});
-        if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw err;
+        if (err instanceof pg.DatabaseError) {
+          await client.query("ROLLBACK").catch((rollbackFailed: Error) => (broken = rollbackFailed));
+        } else {
+          broken = err as Error;
+        }
+        if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw classifyDatabaseError(err);
       } finally {
-        // A client whose transaction failed for a reason other than SQL (a lost connection, a timeout) is
-        // discarded rather than handed to the next request.
-        client.release(
-          failed !== undefined && !(failed instanceof pg.DatabaseError) ? (failed as Error) : undefined,
-        );
+        client.release(broken);
       }
       await backoff(attempt);
     }
@@ -383,7 +436,7 @@ export class KvmRepository {
    * next round rather than waited on, so the purge never queues behind (or blocks) the data plane for long.
    */
   async purgeExpired(batchSize: number): Promise<number> {
-    const res = await this.pool.query(
+    const res = await this.query(
       `DELETE FROM kvm_data d USING (
          SELECT kvm_name, key FROM kvm_data WHERE expires_at <= now()
          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
