@@ -88,6 +88,16 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
+    // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
+    // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
   });
 
   const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });

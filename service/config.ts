@@ -35,6 +35,12 @@ export interface ServiceConfig {
   pgBulkStatementTimeoutMs: number;
   /** How long `envoy-kvm service` waits for PostgreSQL at start-up before giving up. */
   pgStartupTimeoutMs: number;
+  /** A request's headers must arrive within this (slowloris). */
+  httpHeadersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. */
+  httpRequestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  httpKeepAliveTimeoutMs: number;
   logLevel: string;
   embeddedDataDir: string;
   /** null = pick a free port at start. */
@@ -136,6 +142,23 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+function httpTimeouts(env: Env) {
+  const timeouts = {
+    httpHeadersTimeoutMs: integer(env, "KVM_HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    httpRequestTimeoutMs: integer(env, "KVM_HTTP_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    // Above the 60 s idle timeout of common load balancers, so they close first (no request lost to a race).
+    httpKeepAliveTimeoutMs: integer(env, "KVM_HTTP_KEEP_ALIVE_TIMEOUT_MS", 72_000, 100, 3_600_000),
+  };
+  // Node refuses a headers timeout above the request timeout.
+  if (timeouts.httpHeadersTimeoutMs > timeouts.httpRequestTimeoutMs) {
+    throw new ConfigError(
+      `KVM_HTTP_HEADERS_TIMEOUT_MS (${timeouts.httpHeadersTimeoutMs}) must not exceed ` +
+        `KVM_HTTP_REQUEST_TIMEOUT_MS (${timeouts.httpRequestTimeoutMs})`,
+    );
+  }
+  return timeouts;
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
   const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== "" ? env.DATABASE_URL : null;
   const dataTokens = tokens(env, "KVM_DATA_TOKENS");
@@ -161,6 +184,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     pgStatementTimeoutMs: integer(env, "KVM_PG_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
     pgBulkStatementTimeoutMs: integer(env, "KVM_PG_BULK_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
     pgStartupTimeoutMs: integer(env, "KVM_PG_STARTUP_TIMEOUT_MS", 30_000, 0, 3_600_000),
+    ...httpTimeouts(env),
     logLevel: env.LOG_LEVEL && env.LOG_LEVEL !== "" ? env.LOG_LEVEL : "info",
     embeddedDataDir: path.resolve(
       cwd,
