@@ -12,7 +12,7 @@ import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
 import { createMetrics, type ServiceMetrics } from "./metrics.ts";
 import { ExpiryPurger } from "./purge.ts";
-import { DatabaseUnavailableError, checkReadiness, isDatabaseUnavailable } from "./db.ts";
+import { DatabaseUnavailableError, checkReadiness } from "./db.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
 import { adminRoutes } from "./routes/admin.ts";
 
@@ -131,12 +131,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     if (typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: fastifyErrorCode(err), message: err.message });
     }
-    if (err instanceof DatabaseUnavailableError || isDatabaseUnavailable(err)) {
+    if (err instanceof DatabaseUnavailableError) {
       // The cause is what went wrong (logged without the fields that can quote data, see serializeError).
-      request.log.error(
-        { err: err instanceof DatabaseUnavailableError ? err.cause : err },
-        "database unavailable",
-      );
+      request.log.error({ err: err.cause }, "database unavailable");
       return reply.code(503).send({ error: "unavailable", message: "the database is unavailable" });
     }
     request.log.error({ err }, "request failed");

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { isDatabaseUnavailable } from "../../service/db.ts";
 import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 import { TcpProxy, blackHole } from "./tcp-proxy.ts";
 
@@ -89,6 +90,33 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
+
+describe("which failures mean the database is unavailable", () => {
+  const sqlError = (code: string) => Object.assign(new pg.DatabaseError("x", 1, "error"), { code });
+  const cases: [string, unknown, boolean][] = [
+    ["08006 connection failure", sqlError("08006"), true],
+    ["57P01 admin shutdown", sqlError("57P01"), true],
+    ["57P03 cannot connect now", sqlError("57P03"), true],
+    ["57014 statement timeout", sqlError("57014"), true],
+    ["3D000 database does not exist", sqlError("3D000"), true],
+    ["53300 too many connections", sqlError("53300"), true],
+    ["40P01 deadlock (after the retries)", sqlError("40P01"), true],
+    ["23505 unique violation", sqlError("23505"), false],
+    ["22021 bad encoding", sqlError("22021"), false],
+    ["42P01 undefined table", sqlError("42P01"), false],
+    ["Connection terminated unexpectedly", new Error("Connection terminated unexpectedly"), true],
+    ["timeout exceeded when trying to connect", new Error("timeout exceeded when trying to connect"), true],
+    ["ECONNREFUSED", Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }), true],
+    ["a TypeError (a bug)", new TypeError("x is not a function"), false],
+    ["a RangeError (a bug)", new RangeError("Invalid string length"), false],
+    ["not an Error", "boom", false],
+  ];
+  for (const [label, err, expected] of cases) {
+    test(`${label} → ${expected ? "503 unavailable" : "not unavailable"}`, () => {
+      assert.equal(isDatabaseUnavailable(err), expected);
+    });
+  }
+});
 
 describe("a black-holed database (TCP accepted, never answered) (issue 12 #1)", () => {
   test("with the default timeouts every route answers 503 unavailable within 3 s, twice in a row", async () => {
