@@ -50,7 +50,7 @@ const DATABASE_ROUTES: RouteCall[] = [
 ];
 
 /** Calls every database route at once; each must answer 503 unavailable within `boundMs`. */
-async function expectEveryRoute503(t: TestApp, boundMs: number): Promise<void> {
+async function expectEveryRoute503(t: TestApp, boundMs: number): Promise<number> {
   const answers = await Promise.all(
     [...DATABASE_ROUTES, { method: "GET" as const, url: "/readyz" }].map(async (call) => {
       const started = Date.now();
@@ -69,6 +69,7 @@ async function expectEveryRoute503(t: TestApp, boundMs: number): Promise<void> {
     assert.ok(ms < boundMs, what);
   }
   assert.equal((await t.app.inject({ method: "GET", url: "/healthz" })).statusCode, 200);
+  return Math.max(...answers.map((a) => a.ms));
 }
 
 /** The service answers again once the database is back, without a restart (retries for up to 10 s). */
@@ -119,12 +120,13 @@ describe("which failures mean the database is unavailable", () => {
 });
 
 describe("a black-holed database (TCP accepted, never answered) (issue 12 #1)", () => {
-  test("with the default timeouts every route answers 503 unavailable within 3 s, twice in a row", async () => {
+  test("with the default timeouts every route answers 503 unavailable within 3 s, twice in a row", async (ctx) => {
     const hole = await blackHole();
     const t = await startTestApp(hole.url, {}, { migrate: false });
     try {
-      await withDeadline(expectEveryRoute503(t, 3000), 10_000, "the routes");
-      await withDeadline(expectEveryRoute503(t, 3000), 10_000, "the routes, again");
+      const first = await withDeadline(expectEveryRoute503(t, 3000), 10_000, "the routes");
+      const second = await withDeadline(expectEveryRoute503(t, 3000), 10_000, "the routes, again");
+      ctx.diagnostic(`slowest 503: ${first} ms, then ${second} ms`);
     } finally {
       await hole.close();
       await t.close();
