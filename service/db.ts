@@ -143,7 +143,10 @@ export async function waitForDatabase(
 ): ReturnType<typeof migrationStatus> {
   const where = describeDatabase(databaseUrl);
   const started = Date.now();
-  log.info({ database: where, timeoutMs }, `waiting for PostgreSQL at ${where} (up to ${timeoutMs} ms)`);
+  log.info(
+    { database: where, timeoutMs },
+    `connecting to PostgreSQL at ${where} (giving up after ${timeoutMs} ms)`,
+  );
   for (let attempt = 1; ; attempt++) {
     try {
       return await migrationStatus(pool);
