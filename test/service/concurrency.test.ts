@@ -110,6 +110,60 @@ describe("concurrent imports (issue 12 #3)", () => {
   });
 });
 
+describe("an import chosen as a deadlock victim (issue 12 #3)", () => {
+  test("is retried from the start and succeeds once the other transaction is done", async () => {
+    await t.app.inject({
+      method: "POST",
+      url: "/admin/v1/kvms/victim/import",
+      payload: {
+        keyValueEntries: [
+          { name: "a", value: "0" },
+          { name: "z", value: "0" },
+        ],
+      },
+    });
+    // Another writer holds z and will ask for a, which the import (locking in key order) already holds.
+    const other = await t.pool.connect();
+    try {
+      await other.query("BEGIN");
+      await other.query("UPDATE kvm_data SET value = 'other' WHERE kvm_name = 'victim' AND key = 'z'");
+      const imported = t.app.inject({
+        method: "POST",
+        url: "/admin/v1/kvms/victim/import",
+        payload: {
+          keyValueEntries: [
+            { name: "z", value: "import" },
+            { name: "a", value: "import" },
+          ],
+        },
+      });
+      const waiting = async () =>
+        (
+          await t.pool.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+          )
+        ).rows[0].n;
+      while ((await waiting()) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      // The import has waited longest, so its deadlock check (deadlock_timeout, 1 s) runs first and aborts it;
+      // this statement then goes through.
+      await other.query("UPDATE kvm_data SET value = 'other' WHERE kvm_name = 'victim' AND key = 'a'");
+      await other.query("COMMIT");
+      const res = await imported;
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().replaced, 2);
+    } finally {
+      other.release();
+    }
+    const values = await t.pool.query<{ value: Buffer }>(
+      "SELECT value FROM kvm_data WHERE kvm_name = 'victim' ORDER BY key",
+    );
+    assert.deepEqual(
+      values.rows.map((r) => r.value.toString()),
+      ["import", "import"],
+    );
+  });
+});
+
 describe("whole-map delete under writes (issue 12 #5)", () => {
   test("DELETE /admin/v1/kvms/{kvm} finishes while 16 clients keep adding keys, and says what it deleted", async () => {
     const seed = Array.from({ length: 2000 }, (_, i) => ({ name: `seed-${i}`, value: "x" }));
