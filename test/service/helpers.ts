@@ -103,7 +103,11 @@ export async function startTestApp(
     KVM_PURGE_INTERVAL_MS: "0",
     ...env,
   });
-  const pool = createPool(databaseUrl, { ...config, poolMax: 12 });
+  // 12 connections unless the caller sizes the pool (the bench does).
+  const pool = createPool(databaseUrl, {
+    ...config,
+    poolMax: env.KVM_PG_POOL_MAX === undefined ? 12 : config.poolMax,
+  });
   const app = await buildApp({ config, pool, logger: options.logger ?? false });
   await app.ready();
   return {
