@@ -12,6 +12,7 @@ import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, requireBearer } from "./auth.ts";
 import { createMetrics } from "./metrics.ts";
 import { ExpiryPurger } from "./purge.ts";
+import { clientErrorHandler, serializeRequest, validatorCompiler } from "./http-input.ts";
 import { migrationStatus, schemaProblem } from "./migrate.ts";
 import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
@@ -73,13 +74,15 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               paths: ["req.headers.authorization", "body", "value", "*.value"],
               censor: "[redacted]",
             },
-            serializers: { err: serializeError },
+            serializers: { err: serializeError, req: serializeRequest },
             // Tests pass a level and a stream; the protections above still apply.
             ...(typeof options.logger === "object" ? options.logger : {}),
           },
-    // Map names are up to 128 characters (the router's default parameter limit is 100); keys never reach
-    // the router (see rewriteEntryUrl).
-    routerOptions: { maxParamLength: 256 },
+    // Keys never reach the router (see rewriteEntryUrl). Map names are up to 128 characters, but a longer one
+    // must still reach the schema (400 invalid_kvm_name): the router's limit only has to exceed any URL Node
+    // accepts (its header limit is 16 KiB).
+    routerOptions: { maxParamLength: 64 * 1024 },
+    clientErrorHandler,
     rewriteUrl: (req) => rewriteEntryUrl(req.url ?? "/"),
     // Malformed URLs outside entry keys (bad percent-encoding in a map name, …) get the common error shape.
     frameworkErrors: (err, _request, reply) => {
@@ -89,6 +92,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
   });
+
+  app.setValidatorCompiler(validatorCompiler());
 
   const repository = new KvmRepository(pool);
   const metrics = createMetrics(pool);

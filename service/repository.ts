@@ -44,6 +44,15 @@ const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at"
 const EXPIRY_FROM_TTL =
   "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
 
+/**
+ * Unix milliseconds → timestamptz, exact up to Number.MAX_SAFE_INTEGER: to_timestamp() goes through a double
+ * of seconds and loses the last milliseconds of large values. Whole days plus the milliseconds of the day, added
+ * to a timestamp without time zone (no daylight-saving shifts), then read as UTC.
+ */
+const EXPIRY_FROM_MS = (ms: string) =>
+  `CASE WHEN ${ms} IS NULL THEN NULL ELSE (timestamp '1970-01-01' + make_interval(days => div(${ms}, 86400000)::int,
+     secs => mod(${ms}, 86400000)::float8 / 1000)) AT TIME ZONE 'UTC' END`;
+
 interface EntryRow {
   key: Buffer;
   value: Buffer;
@@ -267,7 +276,7 @@ export class KvmRepository {
                version = nextval('kvm_data_version_seq'), updated_at = now()`;
       const res = await client.query<{ created: boolean }>(
         `INSERT INTO kvm_data (kvm_name, key, value, expires_at)
-         SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
+         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}
          FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) AS t(k, v, e)
          ON CONFLICT (kvm_name, key) ${onConflict}
          RETURNING (xmax = 0) AS created`,

@@ -14,6 +14,7 @@ import {
 } from "../keys.ts";
 import type { ImportEntry, StoredEntry } from "../repository.ts";
 import type { AppContext } from "../context.ts";
+import { KVM_NAME_PATTERN } from "../config.ts";
 import { etag, parseCondition, parseTtlSeconds } from "./conditions.ts";
 import { writeEntry } from "./entry-write.ts";
 import {
@@ -60,8 +61,33 @@ function bulkJson(e: StoredEntry): BulkEntry {
   };
 }
 
+const MAP_NAME = new RegExp(KVM_NAME_PATTERN);
+
 const ListQuery = Type.Object({ ...PrefixQuery, ...PageQuery });
 type PageRequest = Static<typeof ListQuery>;
+
+/**
+ * Ajv's type coercion turns "Infinity", "-Infinity" and "1e309" into numbers that pass the schema's integer
+ * range check (ajv 8), so the page size is checked again here.
+ */
+function pageSize(query: { page_size?: number }): number {
+  const size = query.page_size ?? 100;
+  if (!Number.isSafeInteger(size) || size < 1 || size > 1000) {
+    throw badRequest("bad_request", "querystring/page_size must be an integer from 1 to 1000");
+  }
+  return size;
+}
+
+/** A map page token holds the last map name of the previous page: anything else is not a token we issued. */
+function mapAfter(token: string | undefined): string | null {
+  const after = decodePageToken("map", token);
+  if (after === null) return null;
+  const name = after.toString("utf8");
+  if (!MAP_NAME.test(name)) {
+    throw badRequest("invalid_page_token", "page_token is not a token this listing returned");
+  }
+  return name;
+}
 
 function prefixFrom(query: { prefix?: string; prefix_base64?: string }): Buffer {
   if (query.prefix !== undefined && query.prefix_base64 !== undefined) {
@@ -75,10 +101,13 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
   const { repository, metrics, config } = ctx;
   const app = plane.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ["admin"];
+  // Admin bodies are JSON only: without this, Fastify's text/plain parser would hand the JSON text to the
+  // schema as a string ("body must be object") instead of answering 415.
+  plane.removeContentTypeParser("text/plain");
 
   /** One page of live entries after the token, plus the token of the next page (null on the last page). */
   async function page(kvm: string, query: PageRequest) {
-    const size = query.page_size ?? 100;
+    const size = pageSize(query);
     const rows = await repository.listEntries(
       kvm,
       prefixFrom(query),
@@ -101,9 +130,8 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const size = request.query.page_size ?? 100;
-      const after = decodePageToken("map", request.query.page_token);
-      const rows = await repository.listMaps(after === null ? null : after.toString("utf8"), size + 1);
+      const size = pageSize(request.query);
+      const rows = await repository.listMaps(mapAfter(request.query.page_token), size + 1);
       const more = rows.length > size;
       const kvms = more ? rows.slice(0, size) : rows;
       return {
@@ -171,8 +199,10 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
   app.put(
     "/admin/v1/kvms/:kvm/entries/:key",
     {
-      // base64 grows a value by 4/3; the decoded size is checked against the limit below.
-      bodyLimit: Math.ceil((config.maxValueBytes * 4) / 3) + 64 * 1024,
+      // A value as JSON text can be six times its size (a control byte is written \u0001), as base64 4/3 of
+      // it: a value at the limit, read through GET, can always be written back. The decoded size is checked
+      // against the limit below.
+      bodyLimit: config.maxValueBytes * 6 + 64 * 1024,
       schema: {
         summary: "Write an entry from JSON (If-Match / If-None-Match as on the data plane)",
         tags,
