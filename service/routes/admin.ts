@@ -1,25 +1,18 @@
 // The admin API under /admin/v1: maps, entries as JSON, paginated listings, bulk import/export in the
 // apigeecli file shape. Keys and values appear as UTF-8 strings, or as <field>_base64 when not valid UTF-8.
+import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { Type, type Static } from "typebox";
-import { HttpError, badRequest } from "../errors.ts";
-import {
-  bytesFromJson,
-  bytesToJson,
-  checkKey,
-  decodePageToken,
-  encodePageToken,
-  keyFromRequest,
-} from "../keys.ts";
+import { Type } from "typebox";
+import { HttpError } from "../errors.ts";
+import { bytesFromJson, bytesToJson, checkKey, encodePageToken, keyFromRequest } from "../keys.ts";
 import type { ImportEntry, StoredEntry } from "../repository.ts";
 import type { AppContext } from "../context.ts";
-import { KVM_NAME_PATTERN } from "../config.ts";
+import { exportPage, mapAfter, pageSize, readPage } from "./pages.ts";
 import { etag, parseCondition, parseTtlSeconds } from "./conditions.ts";
 import { writeEntry } from "./entry-write.ts";
 import {
   IMPORT_MAX_ENTRIES,
-  BulkEntrySchema,
   BulkFileSchema,
   DeleteMapResultSchema,
   EntryListSchema,
@@ -40,8 +33,6 @@ import {
   PutEntryResultSchema,
 } from "./schemas.ts";
 
-type BulkEntry = Static<typeof BulkEntrySchema>;
-
 function entryJson(e: StoredEntry) {
   return {
     ...bytesToJson("key", e.key),
@@ -53,49 +44,7 @@ function entryJson(e: StoredEntry) {
   };
 }
 
-function bulkJson(e: StoredEntry): BulkEntry {
-  return {
-    ...bytesToJson("name", e.key),
-    ...bytesToJson("value", e.value),
-    ...(e.expiresAt === null ? {} : { expires_at: e.expiresAt }),
-  };
-}
-
-const MAP_NAME = new RegExp(KVM_NAME_PATTERN);
-
 const ListQuery = Type.Object({ ...PrefixQuery, ...PageQuery });
-type PageRequest = Static<typeof ListQuery>;
-
-/**
- * Ajv's type coercion turns "Infinity", "-Infinity" and "1e309" into numbers that pass the schema's integer
- * range check (ajv 8), so the page size is checked again here.
- */
-function pageSize(query: { page_size?: number }): number {
-  const size = query.page_size ?? 100;
-  if (!Number.isSafeInteger(size) || size < 1 || size > 1000) {
-    throw badRequest("bad_request", "querystring/page_size must be an integer from 1 to 1000");
-  }
-  return size;
-}
-
-/** A map page token holds the last map name of the previous page: anything else is not a token we issued. */
-function mapAfter(token: string | undefined): string | null {
-  const after = decodePageToken("map", token);
-  if (after === null) return null;
-  const name = after.toString("utf8");
-  if (!MAP_NAME.test(name)) {
-    throw badRequest("invalid_page_token", "page_token is not a token this listing returned");
-  }
-  return name;
-}
-
-function prefixFrom(query: { prefix?: string; prefix_base64?: string }): Buffer {
-  if (query.prefix !== undefined && query.prefix_base64 !== undefined) {
-    throw badRequest("bad_request", "send prefix or prefix_base64, not both");
-  }
-  if (query.prefix_base64 !== undefined) return bytesFromJson(query, "prefix", "query");
-  return Buffer.from(query.prefix ?? "", "utf8");
-}
 
 export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Promise<void> {
   const { repository, metrics, config } = ctx;
@@ -104,20 +53,6 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
   // Admin bodies are JSON only: without this, Fastify's text/plain parser would hand the JSON text to the
   // schema as a string ("body must be object") instead of answering 415.
   plane.removeContentTypeParser("text/plain");
-
-  /** One page of live entries after the token, plus the token of the next page (null on the last page). */
-  async function page(kvm: string, query: PageRequest) {
-    const size = pageSize(query);
-    const rows = await repository.listEntries(
-      kvm,
-      prefixFrom(query),
-      decodePageToken("entry", query.page_token),
-      size + 1,
-    );
-    const more = rows.length > size;
-    const entries = more ? rows.slice(0, size) : rows;
-    return { entries, next: more ? encodePageToken("entry", entries[entries.length - 1].key) : null };
-  }
 
   app.get(
     "/admin/v1/kvms",
@@ -172,7 +107,7 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const { entries, next } = await page(request.params.kvm, request.query);
+      const { entries, next } = await readPage(repository, request.params.kvm, request.query);
       return { entries: entries.map(entryJson), next_page_token: next };
     },
   );
@@ -276,12 +211,13 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
         tags,
         params: KvmParams,
         querystring: ListQuery,
-        response: { 200: ExportPageSchema },
+        // Streamed (routes/pages.ts exportPage): the schema documents the page, it does not serialize it.
+        response: { 200: Type.Unsafe<Readable>(ExportPageSchema) },
       },
     },
-    async (request) => {
-      const { entries, next } = await page(request.params.kvm, request.query);
-      return { keyValueEntries: entries.map(bulkJson), nextPageToken: next ?? "" };
+    async (request, reply) => {
+      const page = await exportPage(repository, request.params.kvm, request.query);
+      return reply.type("application/json; charset=utf-8").send(page);
     },
   );
 
