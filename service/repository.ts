@@ -1,7 +1,7 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
-import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db-errors.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -69,6 +69,15 @@ const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at"
   ${MS("created_at")} AS created_at_ms, ${MS("updated_at")} AS updated_at_ms`;
 const EXPIRY_FROM_TTL =
   "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
+
+/**
+ * Unix milliseconds → timestamptz, exact up to Number.MAX_SAFE_INTEGER: to_timestamp() goes through a double
+ * of seconds and loses the last milliseconds of large values. Whole days plus the milliseconds of the day, added
+ * to a timestamp without time zone (no daylight-saving shifts), then read as UTC.
+ */
+const EXPIRY_FROM_MS = (ms: string) =>
+  `CASE WHEN ${ms} IS NULL THEN NULL ELSE (timestamp '1970-01-01' + make_interval(days => div(${ms}, 86400000)::int,
+     secs => mod(${ms}, 86400000)::float8 / 1000)) AT TIME ZONE 'UTC' END`;
 
 interface EntryRow {
   key: Buffer;
@@ -283,16 +292,45 @@ export class KvmRepository {
     after: Buffer | null,
     limit: number,
   ): Promise<StoredEntry[]> {
+    const res = await this.query<EntryRow>(
+      ...KvmRepository.entryRange(ENTRY_COLUMNS, kvm, prefix, after, limit),
+    );
+    return res.rows.map(toEntry);
+  }
+
+  /**
+   * The sizes (key + value bytes) of the entries listEntries would return, without reading the values:
+   * octet_length of a TOASTed value comes from its header. Pages are cut by bytes from these.
+   */
+  async listEntrySizes(kvm: string, prefix: Buffer, after: Buffer | null, limit: number): Promise<number[]> {
+    const res = await this.query<{ bytes: number }>(
+      ...KvmRepository.entryRange(
+        "(octet_length(key) + octet_length(value))::float8 AS bytes",
+        kvm,
+        prefix,
+        after,
+        limit,
+      ),
+    );
+    return res.rows.map((r) => r.bytes);
+  }
+
+  private static entryRange(
+    columns: string,
+    kvm: string,
+    prefix: Buffer,
+    after: Buffer | null,
+    limit: number,
+  ): [string, unknown[]] {
     const upper = prefixUpperBound(prefix);
     const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    const res = await this.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM kvm_data
+    return [
+      `SELECT ${columns} FROM kvm_data
        WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
          AND ${LIVE}
        ORDER BY key LIMIT $5`,
       [kvm, prefix, lower, upper, limit],
-    );
-    return res.rows.map(toEntry);
+    ];
   }
 
   /** Maps holding at least one live entry, by name, after `after`. */
@@ -379,7 +417,7 @@ export class KvmRepository {
       (run) =>
         run<{ created: boolean }>(
           `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-         SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
+         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}
          FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
          ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}
