@@ -21,10 +21,18 @@ const positiveInt = (raw: string) => {
 async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   const config = loadConfig();
   if (config.databaseUrl !== null) return fn(config.databaseUrl);
+  const { findRunningEmbedded, startEmbeddedPostgres } = await import("./embedded-postgres.ts");
+  // While `envoy-kvm service` (npm start) runs on this data folder, its PostgreSQL holds the folder: use it.
+  const running = findRunningEmbedded(config.embeddedDataDir);
+  if (running !== null) {
+    process.stderr.write(
+      `DATABASE_URL is not set: using the embedded PostgreSQL of the running envoy-kvm service (pid ${running.pid}) in ${running.dataDir}\n`,
+    );
+    return fn(running.url);
+  }
   process.stderr.write(
     `DATABASE_URL is not set: using the embedded PostgreSQL in ${config.embeddedDataDir}\n`,
   );
-  const { startEmbeddedPostgres } = await import("./embedded-postgres.ts");
   const embedded = await startEmbeddedPostgres({
     dataDir: config.embeddedDataDir,
     port: config.embeddedPort,
@@ -64,7 +72,10 @@ function serviceCommand(): Command {
         stopping = true;
         running.app.log.info({ signal }, "shutting down: finishing in-flight requests");
         running.stop().then(
-          () => process.exit(0),
+          () => {
+            running.app.log.info("envoy-kvm service stopped");
+            process.exit(0);
+          },
           (err: unknown) => {
             running.app.log.error({ err }, "shutdown failed");
             process.exit(1);
@@ -396,9 +407,14 @@ function kvmCommand(): Command {
   return kvm;
 }
 
+export const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
 export function buildProgram(): Command {
   return new Command("envoy-kvm")
     .description("envoy-kvm: the KVM service, its schema migrations, and an admin client")
+    .version(VERSION, "-V, --version", "print the version")
     .addCommand(serviceCommand())
     .addCommand(migrateCommand())
     .addCommand(kvmCommand());
