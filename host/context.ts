@@ -39,46 +39,54 @@ export class VmContext {
   statusMessage = "";
 }
 
+/**
+ * What Envoy's Context keeps for one direction of a stream (request_headers_, request_body_buffer_,
+ * request_trailers_, and the filter manager's buffered body for this filter); the response side
+ * mirrors it.
+ */
+export class StreamHalf {
+  /** The headers of this direction (what goes on past the filter). */
+  headers: HeaderMap | undefined;
+  /** Envoy's request_headers_ != nullptr: headers are held by this filter and may be edited. */
+  headersHeld = false;
+  /**
+   * Envoy's request_trailers_: the trailers during the trailers callback and, after a stop, until
+   * the filter continues; or the map added from the last body callback (addDecodedTrailers).
+   */
+  trailers: HeaderMap | undefined;
+  /**
+   * The trailers sent on, as on_log reads them. Envoy keeps only the response's
+   * (access_log_response_trailers_); the request's stays undefined (map 1 is NotFound in on_log).
+   */
+  loggedTrailers: HeaderMap | undefined;
+  /** The body data of the current body callback (Envoy's request_body_buffer_), or undefined. */
+  bodyChunk: Buffer | undefined;
+  /** Body the filter manager buffered for this filter (StopIterationAndBuffer), or undefined. */
+  buffered: Buffer | undefined;
+  bufferingBody = false;
+  /** Low-level API: the body data that last moved on past this filter. */
+  lastBody: Buffer | undefined;
+  /** proxy_continue_stream asked to resume this direction (run after the VM call). */
+  continueRequested = false;
+
+  constructor(headers?: HeaderMap) {
+    this.headers = headers;
+  }
+}
+
 export class StreamContext {
   readonly kind = "stream" as const;
   readonly filterState = new Map<string, Buffer>();
   readonly overrides = new Map<string, Buffer>();
   readonly startTimeMs: number;
 
-  /** The request headers of the stream (what reaches the upstream). */
-  requestHeaders = new HeaderMap("request");
-  /** Envoy's request_headers_ != nullptr: headers are held by this filter and may be edited. */
-  requestHeadersHeld = false;
-  /**
-   * Envoy's request_trailers_: the trailers during on_request_trailers and, after a stop, until the
-   * filter continues; or the map added from the last body callback (addDecodedTrailers).
-   */
-  requestTrailers: HeaderMap | undefined;
-  responseHeaders: HeaderMap | undefined;
-  responseHeadersHeld = false;
-  /** Envoy's response_trailers_, like requestTrailers. */
-  responseTrailers: HeaderMap | undefined;
-  /** The response trailers sent downstream: what on_log reads as map 3 (access_log_response_trailers_). */
-  loggedResponseTrailers: HeaderMap | undefined;
+  readonly request = new StreamHalf(new HeaderMap("request"));
+  readonly response = new StreamHalf();
   responseCode: number | undefined;
   responseCodeDetails: string | undefined;
-
-  /** The body data of the current body callback (Envoy's request_body_buffer_), or undefined. */
-  requestBodyChunk: Buffer | undefined;
-  /** Body the filter manager buffered for this filter (StopIterationAndBuffer), or undefined. */
-  requestBuffered: Buffer | undefined;
-  bufferingRequestBody = false;
-  responseBodyChunk: Buffer | undefined;
-  responseBuffered: Buffer | undefined;
-  bufferingResponseBody = false;
   endOfStream = false;
-  /** Low-level API: the body data that last moved on past this filter. */
-  lastRequestBody: Buffer | undefined;
-  lastResponseBody: Buffer | undefined;
 
   /** Deferred actions the module asked for (Envoy runs them after the VM call returns). */
-  continueRequestRequested = false;
-  continueResponseRequested = false;
   resetRequested = false;
   localReply: LocalReply | undefined;
   /** Envoy's failure_local_reply_sent_: the 503 wasm_fail_stream reply; the VM is not called again. */

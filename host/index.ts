@@ -15,22 +15,9 @@ export { ManualClock, systemClock, type Clock } from "./clock.ts";
 export { SharedData, sharedDataFor, dropSharedData } from "./shared-data.ts";
 export { encodePairs, decodePairs, encodeStringPairs } from "./pairs.ts";
 export { checkLink, parseModule } from "./link.ts";
-export {
-  startPlugin,
-  Plugin,
-  Worker,
-  PluginStartError,
-  type PluginOptions,
-  type HttpContextOptions,
-  type LogEntry,
-} from "./plugin.ts";
-export {
-  StreamStalledError,
-  StreamResetError,
-  type HttpRequest,
-  type HttpResult,
-  type Upstream,
-  type UpstreamAnswer,
-  type UpstreamRequest,
-} from "./stream.ts";
+export { startPlugin, Plugin, PluginStartError, type PluginOptions, type LogEntry } from "./plugin.ts";
+export { Worker, type HttpContextOptions } from "./worker.ts";
+export { StreamStalledError, StreamResetError } from "./stream.ts";
+export type { HttpRequest, HttpResult, Upstream, UpstreamAnswer, UpstreamRequest } from "./http-message.ts";
 export type { ClusterHandler, ClusterResponse, ClusterAnswer } from "./callouts.ts";
+export type { Direction } from "./direction.ts";

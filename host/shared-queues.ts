@@ -1,23 +1,23 @@
 import { WasmResult } from "./abi.ts";
-import type { Vm } from "./vm.ts";
 
 // Shared queues (proxy-wasm-cpp-host src/shared_queue.cc): one registry per process, keyed by vm_id
-// and queue name; enqueue wakes the registering VM's root context with proxy_on_queue_ready.
+// and queue name; enqueue wakes the registering VM's root context with proxy_on_queue_ready (the
+// `onReady` callback the VM registered with).
 export class SharedQueues {
   private nextToken = 1;
   private readonly byName = new Map<string, number>();
-  private readonly queues = new Map<number, { items: Buffer[]; owner: Vm }>();
+  private readonly queues = new Map<number, { items: Buffer[]; onReady: (token: number) => void }>();
 
-  register(vmId: string, name: string, owner: Vm): number {
+  register(vmId: string, name: string, onReady: (token: number) => void): number {
     const key = `${vmId}\0${name}`;
     let token = this.byName.get(key);
     if (token === undefined) {
       token = this.nextToken++;
       this.byName.set(key, token);
-      this.queues.set(token, { items: [], owner });
+      this.queues.set(token, { items: [], onReady });
     } else {
       const q = this.queues.get(token);
-      if (q) q.owner = owner;
+      if (q) q.onReady = onReady;
     }
     return token;
   }
@@ -37,11 +37,8 @@ export class SharedQueues {
     const q = this.queues.get(token);
     if (!q) return WasmResult.NotFound;
     q.items.push(Buffer.from(data));
-    const owner = q.owner;
-    setImmediate(() => {
-      if (owner.root && !owner.failed)
-        owner.callVoid(owner.root, "proxy_on_queue_ready", owner.root.id, token);
-    });
+    const onReady = q.onReady;
+    setImmediate(() => onReady(token));
     return WasmResult.Ok;
   }
 }

@@ -22,91 +22,25 @@
 import { randomUUID } from "node:crypto";
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus } from "./abi.ts";
 import type { LocalReply, StreamContext } from "./context.ts";
+import { payloadTooLargeReply, type Direction } from "./direction.ts";
 import { HeaderMap, toLatin1 } from "./header-map.ts";
+import {
+  buildRequest,
+  localReplyHeaders,
+  toBody,
+  toTrailerMap,
+  type HttpRequest,
+  type HttpResult,
+  type Upstream,
+  type UpstreamRequest,
+} from "./http-message.ts";
 import type { Vm } from "./vm.ts";
-
-export interface HttpRequest {
-  method?: string;
-  path: string;
-  authority?: string;
-  scheme?: string;
-  headers?: [string, string][];
-  body?: Uint8Array | string;
-  /** The body as separate data frames (no content-length is added). */
-  chunks?: Uint8Array[];
-  /** Request trailers: the last data frame then has no end_of_stream and on_request_trailers follows. */
-  trailers?: [string, string][];
-  routeName?: string;
-  /** Property overrides: exact NUL-separated paths → raw values. */
-  properties?: Record<string, string | Uint8Array>;
-  /** Filter state set by earlier filters: keys as given to proxy_set_property (stored as "wasm.<key>"). */
-  filterState?: Record<string, string | Uint8Array>;
-}
-
-export interface UpstreamAnswer {
-  status: number;
-  headers?: [string, string][];
-  body?: Uint8Array | string;
-  /** Response trailers: the body then has no end_of_stream and on_response_trailers follows. */
-  trailers?: [string, string][];
-}
-
-/** What reached the upstream; `trailers` only when the request went on with trailers. */
-export interface UpstreamRequest {
-  headers: [string, string][];
-  body: Buffer;
-  trailers?: [string, string][];
-}
-
-export type Upstream = (r: UpstreamRequest) => Promise<UpstreamAnswer> | UpstreamAnswer;
-
-export interface HttpResult {
-  status: number;
-  /** Response headers as the client gets them, without ":status". */
-  headers: [string, string][];
-  body: Buffer;
-  /** Response trailers as the client gets them (absent when the response had none). */
-  trailers?: [string, string][];
-  localReply?: { details: string };
-  /** What reached the upstream (absent when the request never went upstream). */
-  upstreamRequest?: UpstreamRequest;
-  streamId: number;
-}
-
-/**
- * The HTTP/1 codec refuses request headers above max_request_headers_kb (default 60) or
- * max_headers_count (default 100) with 431 before any filter exists
- * (envoy source/common/http/http1/codec_impl.cc).
- */
-export function codecRejects(headers: HeaderMap, maxKb: number, maxCount: number): boolean {
-  return headers.byteSize() > maxKb * 1024 || headers.size > maxCount;
-}
 
 export class StreamStalledError extends Error {}
 export class StreamResetError extends Error {}
 
-type Which = "request" | "response";
-
-/** The response Envoy's sendLocalReply encodes (Utility::prepareLocalReply, then modify_headers). */
-export function localReplyHeaders(reply: LocalReply): HeaderMap {
-  const headers = new HeaderMap();
-  headers.add(":status", String(reply.statusCode));
-  // Utility::prepareLocalReply (source/common/http/utility.cc): modify_headers (the module's extra
-  // headers) run first; then, with a body, content-length is set and content-type defaults to
-  // text/plain only when they did not set one; without a body both are removed.
-  for (const [k, v] of reply.headers) headers.add(k, v);
-  if (reply.body.length > 0) {
-    headers.replace("content-length", String(reply.body.length));
-    if (headers.get("content-type") === undefined) headers.add("content-type", "text/plain");
-  } else {
-    headers.remove("content-length");
-    headers.remove("content-type");
-  }
-  return headers;
-}
-
 /** Filter-manager state of one direction for this filter. */
-interface Direction {
+interface DirectionState {
   /** Iteration state after the headers callback. */
   headers: "continue" | "stopSingle" | "stopAll";
   stopAllBuffers: boolean; // StopAllIterationAndBuffer (limit → 413/500) vs …AndWatermark (flow control)
@@ -124,7 +58,7 @@ interface Direction {
   sentTrailers: HeaderMap | undefined;
 }
 
-function newDirection(): Direction {
+function newDirectionState(): DirectionState {
   return {
     headers: "continue",
     stopAllBuffers: false,
@@ -141,8 +75,10 @@ function newDirection(): Direction {
 }
 
 export class HttpDriver {
-  private readonly req = newDirection();
-  private resp = newDirection();
+  private readonly dirs: Record<Direction, DirectionState> = {
+    request: newDirectionState(),
+    response: newDirectionState(),
+  };
   private phase: "decode" | "encode" = "decode";
   private localReply: LocalReply | undefined;
   private localReplyEncoded = false;
@@ -185,73 +121,67 @@ export class HttpDriver {
 
   private upstreamRequest(received: HeaderMap): UpstreamRequest {
     const r: UpstreamRequest = {
-      headers: (this.req.sentHeaders ?? received).toPairs(),
-      body: Buffer.concat(this.req.forwarded),
+      headers: (this.dirs.request.sentHeaders ?? received).toPairs(),
+      body: Buffer.concat(this.dirs.request.forwarded),
     };
-    if (this.req.sentTrailers) r.trailers = this.req.sentTrailers.toPairs();
+    if (this.dirs.request.sentTrailers) r.trailers = this.dirs.request.sentTrailers.toPairs();
     return r;
   }
 
   private finish(): HttpResult {
-    const headers = this.resp.sentHeaders ?? new HeaderMap();
+    const headers = this.dirs.response.sentHeaders ?? new HeaderMap();
     const result: HttpResult = {
       status: Number(headers.get(":status") ?? "0"),
       headers: headers.toPairs().filter(([k]) => k !== ":status"),
-      body: Buffer.concat(this.resp.forwarded),
+      body: Buffer.concat(this.dirs.response.forwarded),
       streamId: this.stream.id,
     };
-    if (this.resp.sentTrailers) result.trailers = this.resp.sentTrailers.toPairs();
+    if (this.dirs.response.sentTrailers) result.trailers = this.dirs.response.sentTrailers.toPairs();
     if (this.localReply) result.localReply = { details: this.localReply.details };
-    if (this.upstreamCalled && this.req.sentHeaders) {
-      result.upstreamRequest = this.upstreamRequest(this.req.sentHeaders);
+    if (this.upstreamCalled && this.dirs.request.sentHeaders) {
+      result.upstreamRequest = this.upstreamRequest(this.dirs.request.sentHeaders);
     }
     return result;
   }
 
   // ------------------------------------------------------------------ shared helpers
 
-  private dir(which: Which): Direction {
-    return which === "request" ? this.req : this.resp;
+  private dir(which: Direction): DirectionState {
+    return this.dirs[which];
   }
 
-  private buffered(which: Which): Buffer | undefined {
-    return which === "request" ? this.stream.requestBuffered : this.stream.responseBuffered;
+  private buffered(which: Direction): Buffer | undefined {
+    return this.stream[which].buffered;
   }
 
-  private setBuffered(which: Which, b: Buffer | undefined): void {
-    if (which === "request") this.stream.requestBuffered = b;
-    else this.stream.responseBuffered = b;
+  private setBuffered(which: Direction, b: Buffer | undefined): void {
+    this.stream[which].buffered = b;
   }
 
-  private appendBuffered(which: Which, data: Buffer): void {
+  private appendBuffered(which: Direction, data: Buffer): void {
     this.setBuffered(which, Buffer.concat([this.buffered(which) ?? Buffer.alloc(0), data]));
   }
 
-  private callHeaders(which: Which, headers: HeaderMap, eos: boolean): number {
-    return which === "request"
-      ? this.vm.onRequestHeaders(this.stream, headers, eos)
-      : this.vm.onResponseHeaders(this.stream, headers, eos);
+  private callHeaders(which: Direction, headers: HeaderMap, eos: boolean): number {
+    return this.vm.onHeaders(which, this.stream, headers, eos);
   }
 
-  private callBody(which: Which, data: Buffer, eos: boolean): { status: number; chunk: Buffer } {
-    return which === "request"
-      ? this.vm.onRequestBody(this.stream, data, eos)
-      : this.vm.onResponseBody(this.stream, data, eos);
+  private callBody(which: Direction, data: Buffer, eos: boolean): { status: number; chunk: Buffer } {
+    return this.vm.onBody(which, this.stream, data, eos);
   }
 
-  private callTrailers(which: Which, trailers: HeaderMap): number {
-    return which === "request"
-      ? this.vm.onRequestTrailers(this.stream, trailers)
-      : this.vm.onResponseTrailers(this.stream, trailers);
+  private callTrailers(which: Direction, trailers: HeaderMap): number {
+    return this.vm.onTrailers(which, this.stream, trailers);
   }
 
   /** The next filter (the router, or the codec downstream) gets the trailers: the direction ends. */
-  private sendTrailers(which: Which): void {
+  private sendTrailers(which: Direction): void {
     const d = this.dir(which);
     if (!d.trailers || d.sentTrailers) return;
     d.sentTrailers = d.trailers.clone();
     d.eosSent = true;
-    if (which === "response") this.stream.loggedResponseTrailers = d.sentTrailers;
+    // Envoy keeps only the response trailers for on_log (access_log_response_trailers_).
+    if (which === "response") this.stream.response.loggedTrailers = d.sentTrailers;
   }
 
   /**
@@ -259,24 +189,24 @@ export class HttpDriver {
    * addEncodedTrailers, the map 1/3 edits Context::getMap allows there): the data then goes on
    * without end_of_stream and the trailers follow it (FilterManager::decodeData).
    */
-  private adoptAddedTrailers(which: Which, eos: boolean): void {
+  private adoptAddedTrailers(which: Direction, eos: boolean): void {
     const d = this.dir(which);
     if (!eos || d.trailers) return;
-    const added = which === "request" ? this.stream.requestTrailers : this.stream.responseTrailers;
+    const added = this.stream[which].trailers;
     if (added) d.trailers = added;
   }
 
-  private sendHeaders(which: Which, eos: boolean): void {
+  private sendHeaders(which: Direction, eos: boolean): void {
     const d = this.dir(which);
     if (d.headersSent) return;
     d.headersSent = true;
-    const source = which === "request" ? this.stream.requestHeaders : this.stream.responseHeaders;
+    const source = this.stream[which].headers;
     d.sentHeaders = (source ?? new HeaderMap()).clone();
     if (eos) d.eosSent = true;
   }
 
   /** FilterManager::commonHandleAfterHeadersCallback. */
-  private afterHeaders(which: Which, status: number, eos: boolean): void {
+  private afterHeaders(which: Direction, status: number, eos: boolean): void {
     const d = this.dir(which);
     if (status === FilterHeadersStatus.Continue) {
       this.sendHeaders(which, eos);
@@ -289,7 +219,7 @@ export class HttpDriver {
   }
 
   /** FilterManager::commonHandleAfterDataCallback; `chunk` is what the module left of the new data. */
-  private afterData(which: Which, status: number, chunk: Buffer, eos: boolean): void {
+  private afterData(which: Direction, status: number, chunk: Buffer, eos: boolean): void {
     const d = this.dir(which);
     if (status === FilterDataStatus.Continue) {
       if (d.headers !== "continue" || d.dataStopped) {
@@ -312,7 +242,7 @@ export class HttpDriver {
    * ActiveStreamFilterBase::commonContinue: held headers, then everything buffered, then the
    * trailers, move on (end_of_stream rides on the last of them).
    */
-  private commonContinue(which: Which): void {
+  private commonContinue(which: Direction): void {
     const d = this.dir(which);
     const buffered = this.buffered(which);
     const headersWereSent = d.headersSent;
@@ -330,45 +260,28 @@ export class HttpDriver {
     if (hasTrailers) this.sendTrailers(which);
     d.headers = "continue";
     d.dataStopped = false;
-    if (which === "request") this.stream.bufferingRequestBody = false;
-    else this.stream.bufferingResponseBody = false;
+    this.stream[which].bufferingBody = false;
   }
 
   /** Buffered body above per_connection_buffer_limit_bytes while not streaming. */
-  private checkLimit(which: Which): boolean {
+  private checkLimit(which: Direction): boolean {
     if ((this.buffered(which)?.length ?? 0) <= this.bufferLimit) return false;
-    // ActiveStreamDecoderFilter::requestDataTooLarge / ActiveStreamEncoderFilter::responseDataTooLarge.
-    this.raiseLocalReply(
-      which === "request"
-        ? {
-            statusCode: 413,
-            details: "request_payload_too_large",
-            body: Buffer.from("Payload Too Large"),
-            headers: [],
-            grpcStatus: -1,
-          }
-        : {
-            statusCode: 500,
-            details: "response_payload_too_large",
-            body: Buffer.from("Internal Server Error"),
-            headers: [],
-            grpcStatus: -1,
-          },
-    );
+    this.raiseLocalReply(payloadTooLargeReply(which));
     return true;
   }
 
   /** Delivers one data frame to this filter (or to the filter manager's buffer while stopped-all). */
-  private deliverData(which: Which, data: Buffer, eos: boolean): boolean {
+  private deliverData(which: Direction, data: Buffer, eos: boolean): boolean {
     const d = this.dir(which);
     if (eos) d.observedEos = true;
     if (d.headers === "stopAll") {
       this.appendBuffered(which, data);
       return d.stopAllBuffers && this.checkLimit(which);
     }
-    const buffering =
-      which === "request" ? this.stream.bufferingRequestBody : this.stream.bufferingResponseBody;
-    if (buffering && (this.buffered(which)?.length ?? 0) + data.length > this.bufferLimit) {
+    if (
+      this.stream[which].bufferingBody &&
+      (this.buffered(which)?.length ?? 0) + data.length > this.bufferLimit
+    ) {
       // Context::decodeData adds the data to the filter manager's buffer first; crossing the limit
       // sends the 413 right there and the VM is not called for this data.
       this.appendBuffered(which, data);
@@ -381,7 +294,7 @@ export class HttpDriver {
   }
 
   /** FilterManager::decodeTrailers / encodeTrailers for this filter. */
-  private deliverTrailers(which: Which, trailers: HeaderMap): void {
+  private deliverTrailers(which: Direction, trailers: HeaderMap): void {
     const d = this.dir(which);
     d.observedEos = true;
     d.trailers = trailers;
@@ -390,7 +303,7 @@ export class HttpDriver {
     this.runTrailersCallback(which, trailers);
   }
 
-  private runTrailersCallback(which: Which, trailers: HeaderMap): void {
+  private runTrailersCallback(which: Direction, trailers: HeaderMap): void {
     const d = this.dir(which);
     d.trailersCalled = true;
     const status = this.callTrailers(which, trailers);
@@ -404,7 +317,7 @@ export class HttpDriver {
   }
 
   /** Resumes a direction after proxy_continue_stream. Returns true if the direction ended. */
-  private resume(which: Which): boolean {
+  private resume(which: Direction): boolean {
     const d = this.dir(which);
     if (d.headers === "stopAll") {
       // Headers go on; the body the filter manager held meanwhile is handed to this filter's body
@@ -439,17 +352,17 @@ export class HttpDriver {
     this.stream.responseCode = reply.statusCode;
     this.stream.responseCodeDetails = reply.details;
     if (this.phase === "encode") {
-      if (this.resp.headersSent) {
+      if (this.dirs.response.headersSent) {
         throw new StreamResetError(
           `local reply (${reply.details}) after the response headers were sent: Envoy resets the stream`,
         );
       }
       // sendDirectLocalReply: the reply replaces the response without passing the encoder filters.
-      this.resp = newDirection();
-      this.resp.sentHeaders = localReplyHeaders(reply);
-      this.resp.headersSent = true;
-      this.resp.eosSent = true;
-      this.resp.forwarded = [reply.body];
+      this.dirs.response = newDirectionState();
+      this.dirs.response.sentHeaders = localReplyHeaders(reply);
+      this.dirs.response.headersSent = true;
+      this.dirs.response.eosSent = true;
+      this.dirs.response.forwarded = [reply.body];
       this.localReplyEncoded = true;
     }
   }
@@ -458,7 +371,7 @@ export class HttpDriver {
    * Applies what the module asked for in the callbacks so far (Envoy runs these as after-VM-call
    * actions). Returns true when the current direction has ended (local reply).
    */
-  private applyActions(which: Which): boolean {
+  private applyActions(which: Direction): boolean {
     const s = this.stream;
     if (s.resetRequested) {
       throw new StreamResetError(
@@ -467,25 +380,21 @@ export class HttpDriver {
     }
     if (s.localReply && !this.localReply) this.raiseLocalReply(s.localReply);
     if (this.localReply) return true;
-    if (which === "request" && s.continueRequestRequested) {
-      s.continueRequestRequested = false;
-      if (this.resume("request")) return true;
-    }
-    if (which === "response" && s.continueResponseRequested) {
-      s.continueResponseRequested = false;
-      if (this.resume("response")) return true;
+    if (s[which].continueRequested) {
+      s[which].continueRequested = false;
+      if (this.resume(which)) return true;
     }
     return this.localReply !== undefined;
   }
 
-  private async waitUntilSent(which: Which): Promise<void> {
+  private async waitUntilSent(which: Direction): Promise<void> {
     const d = this.dir(which);
     for (;;) {
       if (this.applyActions(which)) return;
       if (d.headersSent && d.eosSent) return;
-      const next = this.vm.nextSettledCallout();
+      const next = this.vm.httpCalls.nextSettled();
       if (next) {
-        this.vm.dispatchCallout(await next);
+        this.vm.httpCalls.dispatch(await next);
         continue;
       }
       const why =
@@ -497,8 +406,8 @@ export class HttpDriver {
     }
   }
 
-  private async run_direction(
-    which: Which,
+  private async runDirection(
+    which: Direction,
     headers: HeaderMap,
     chunks: Buffer[],
     trailers: HeaderMap | undefined,
@@ -521,13 +430,13 @@ export class HttpDriver {
 
   private async decode(headers: HeaderMap, chunks: Buffer[], trailers: HeaderMap | undefined): Promise<void> {
     this.phase = "decode";
-    await this.run_direction("request", headers, chunks, trailers);
+    await this.runDirection("request", headers, chunks, trailers);
   }
 
   private async encode(headers: HeaderMap, chunks: Buffer[], trailers: HeaderMap | undefined): Promise<void> {
     this.phase = "encode";
-    this.resp = newDirection();
-    await this.run_direction("response", headers, chunks, trailers);
+    this.dirs.response = newDirectionState();
+    await this.runDirection("response", headers, chunks, trailers);
   }
 
   /** sendLocalReplyViaFilterChain: the reply passes this filter's encode callbacks. */
@@ -536,10 +445,10 @@ export class HttpDriver {
     if (!reply || this.localReplyEncoded) return;
     this.localReplyEncoded = true;
     this.phase = "encode";
-    this.resp = newDirection();
+    this.dirs.response = newDirectionState();
     const headers = localReplyHeaders(reply);
     const chunks = reply.body.length > 0 ? [reply.body] : [];
-    const d = this.resp;
+    const d = this.dirs.response;
     const eosOnHeaders = chunks.length === 0;
     if (eosOnHeaders) d.observedEos = true;
     this.afterHeaders("response", this.callHeaders("response", headers, eosOnHeaders), eosOnHeaders);
@@ -552,18 +461,18 @@ export class HttpDriver {
   }
 
   private async waitLocalReplyEncoded(): Promise<void> {
-    const d = this.resp;
+    const d = this.dirs.response;
     for (;;) {
       const s = this.stream;
       if (s.resetRequested) throw new StreamResetError("stream reset by the filter (proxy_close_stream)");
-      if (s.continueResponseRequested) {
-        s.continueResponseRequested = false;
+      if (s.response.continueRequested) {
+        s.response.continueRequested = false;
         this.resume("response");
       }
       if (d.headersSent && d.eosSent) return;
-      const next = this.vm.nextSettledCallout();
+      const next = this.vm.httpCalls.nextSettled();
       if (next) {
-        this.vm.dispatchCallout(await next);
+        this.vm.httpCalls.dispatch(await next);
         continue;
       }
       throw new StreamStalledError(
@@ -571,44 +480,4 @@ export class HttpDriver {
       );
     }
   }
-}
-
-/** Trailers as the codec hands them to the filter chain (keys lower-cased). */
-function toTrailerMap(pairs: [string, string][]): HeaderMap {
-  const map = new HeaderMap();
-  for (const [k, v] of pairs) map.add(toLatin1(k), toLatin1(v));
-  return map;
-}
-
-function toBody(body: Uint8Array | string | undefined): Buffer {
-  if (body === undefined) return Buffer.alloc(0);
-  return typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body);
-}
-
-/** The request as Envoy's connection manager hands it to the first filter. */
-export function buildRequest(
-  request: HttpRequest,
-  requestId: string,
-): { headers: HeaderMap; chunks: Buffer[]; trailers: HeaderMap | undefined } {
-  // Each pair is one HTTP/1.1 header line: the codec adds it with addViaMove, so a repeated
-  // inline header is merged into one entry ("a,b") and any other repeats (see header-map.ts).
-  const headers = new HeaderMap("request");
-  headers.add(":authority", toLatin1(request.authority ?? "example.com"));
-  headers.add(":path", toLatin1(request.path));
-  headers.add(":method", toLatin1(request.method ?? "GET"));
-  headers.add(":scheme", toLatin1(request.scheme ?? "http"));
-  for (const [k, v] of request.headers ?? []) headers.add(toLatin1(k), toLatin1(v));
-  let chunks: Buffer[];
-  if (request.chunks !== undefined) {
-    chunks = request.chunks.filter((c) => c.length > 0).map((c) => Buffer.from(c));
-  } else {
-    const body = toBody(request.body);
-    chunks = body.length > 0 ? [body] : [];
-    if (body.length > 0 && !headers.has("content-length")) headers.add("content-length", String(body.length));
-  }
-  // ConnectionManagerUtility::mutateRequestHeaders runs before the filters.
-  if (!headers.has("x-forwarded-proto")) headers.add("x-forwarded-proto", toLatin1(request.scheme ?? "http"));
-  if (!headers.has("x-request-id")) headers.add("x-request-id", requestId);
-  const trailers = request.trailers === undefined ? undefined : toTrailerMap(request.trailers);
-  return { headers, chunks, trailers };
 }

@@ -1,10 +1,10 @@
 // WASI as Envoy provides it to every module, under both wasi_unstable and wasi_snapshot_preview1
 // (proxy-wasm-cpp-host src/exports.cc, the wasi_unstable_* functions).
 import { randomFillSync } from "node:crypto";
-import { LogLevel } from "./abi.ts";
-import { msToNanos } from "./clock.ts";
-import type { VmMemory } from "./memory.ts";
-import type { PluginCore } from "./vm.ts";
+import { LogLevel } from "../abi.ts";
+import { msToNanos } from "../clock.ts";
+import type { PluginCore } from "../core.ts";
+import type { VmMemory } from "../memory.ts";
 
 export function wasiFunctions(
   mem: VmMemory,
