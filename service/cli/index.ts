@@ -6,6 +6,8 @@ import { BaseUrlError, ServiceError } from "../client.ts";
 import { serviceCommand } from "./service.ts";
 import { migrateCommand } from "./migrate.ts";
 import { TOKEN_VARIABLE, kvmCommand } from "./kvm.ts";
+import { gatewayCommand } from "../../gateway/command.ts";
+import { startCommand } from "../../gateway/stack.ts";
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -17,7 +19,9 @@ export function buildProgram(): Command {
     .version(VERSION, "-V, --version", "print the version")
     .addCommand(serviceCommand())
     .addCommand(migrateCommand())
-    .addCommand(kvmCommand());
+    .addCommand(kvmCommand())
+    .addCommand(gatewayCommand())
+    .addCommand(startCommand());
 }
 
 /** The one line an error prints, saying what to change where the cause is the user's setup. */

@@ -1,5 +1,6 @@
-// `npm start` as users and process managers run it: a TERM sent to the npm process stops everything —
-// the service and its embedded PostgreSQL — with a "stopped" line last, leaving no process behind; and
+// `npm start` as users and process managers run it: the whole stack comes up and every command it
+// prints answers as printed; a TERM sent to the npm process stops everything — gateway, service and
+// its embedded PostgreSQL — with a "stopped" line last, leaving no process behind; and
 // `envoy-kvm --version` answers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -46,13 +47,20 @@ test("envoy-kvm --version prints the package version", () => {
 });
 
 test(
-  "npm start: a TERM to the npm process stops the service and its PostgreSQL, ending with a stopped line",
+  "npm start: the printed commands answer as printed; a TERM to npm stops it all, ending with a stopped line",
   { skip: embeddedPostgresUnavailable() ?? false, timeout: 120_000 },
   async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "kvm-npm-start-"));
     chmodSync(dir, 0o755);
     const dataDir = path.join(dir, "pg");
-    const env: NodeJS.ProcessEnv = { ...process.env, KVM_DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KVM_DATA_DIR: dataDir,
+      PORT: "0",
+      GATEWAY_PORT: "0",
+      UPSTREAM_PORT: "0",
+      LOG_LEVEL: "info",
+    };
     for (const name of ["DATABASE_URL", "KVM_DATA_TOKENS", "KVM_ADMIN_TOKENS", "KVM_INSECURE", "HOST"]) {
       delete env[name];
     }
@@ -65,9 +73,23 @@ test(
     const npmExited = new Promise<void>((resolve) => npm.on("exit", () => resolve()));
     const outputClosed = new Promise<void>((resolve) => npm.on("close", () => resolve()));
     try {
-      for (let i = 0; i < 600 && !logs.includes("envoy-kvm service listening"); i++) await sleep(100);
-      assert.match(logs, /envoy-kvm service listening/);
+      for (let i = 0; i < 900 && !logs.includes("Ctrl-C stops everything"); i++) await sleep(100);
+      assert.match(
+        logs,
+        /envoy-kvm is running:\n {2}gateway \(envoy\/envoy\.yaml on the Node host\) +http:\/\/127\.0\.0\.1:\d+\n/,
+      );
       assert.ok(processesMentioning(dataDir).length > 0, "PostgreSQL runs on the data folder");
+      // Every printed `$ command` gives the answer printed under it.
+      const printed = logs.slice(logs.indexOf("Try (answers as on a fresh start):")).split("\n");
+      let tried = 0;
+      for (let i = 0; i < printed.length; i++) {
+        if (!printed[i].startsWith("  $ ")) continue;
+        const command = printed[i].slice(4);
+        const answer = execFileSync("bash", ["-c", command], { encoding: "utf8" }).trimEnd();
+        assert.equal(answer, printed[i + 1].slice(2), command);
+        tried++;
+      }
+      assert.ok(tried >= 5, `only ${tried} commands printed`);
 
       process.kill(npm.pid!, "SIGTERM");
       await npmExited;
@@ -82,7 +104,7 @@ test(
         "PostgreSQL did not shut down cleanly",
       );
       await outputClosed;
-      assert.match(logs.trimEnd().split("\n").at(-1) ?? "", /"msg":"envoy-kvm service stopped"/);
+      assert.equal(logs.trimEnd().split("\n").at(-1), "envoy-kvm stopped");
     } finally {
       if (groupAlive(npm.pid!)) process.kill(-npm.pid!, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
