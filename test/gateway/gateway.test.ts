@@ -171,6 +171,77 @@ static_resources:
     }
   });
 
+  it("hands one filter's shared context to the next filter and to the router's header formatters", async () => {
+    const wasmEntry = (name: string, configuration: object) => `
+                  - name: ${name}
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                      config:
+                        name: ${name}
+                        root_id: envoy_kvm
+                        allow_on_headers_stop_iteration: true
+                        failure_policy: FAIL_CLOSED
+                        vm_config:
+                          vm_id: gateway-test-${name}
+                          runtime: envoy.wasm.runtime.v8
+                          code: { local: { filename: /etc/envoy/kvm_filter.wasm } }
+                        configuration:
+                          "@type": type.googleapis.com/google.protobuf.StringValue
+                          value: '${JSON.stringify(configuration)}'`;
+    // The first filter writes a default into the shared context; the second reads it into a header.
+    const first = {
+      kvm_name: "plans",
+      operation_type: "get",
+      key_source_type: "literal",
+      key_source_name: "acme",
+      output_destination_type: "shared_context",
+      output_destination_name: "plan",
+      default_value: "free",
+    };
+    const second = {
+      kvm_name: "unused",
+      operation_type: "put",
+      key_source_type: "literal",
+      key_source_name: "seen",
+      value_source_type: "shared_context",
+      value_source_name: "plan",
+    };
+    const third = {
+      kvm_name: "unused",
+      operation_type: "get",
+      key_source_type: "literal",
+      key_source_name: "seen",
+      output_destination_type: "header",
+      output_destination_name: "x-seen",
+    };
+    const route = `- name: all
+                          match: { prefix: "/" }
+                          route: { cluster: backend }
+                          request_headers_to_add: [{ header: { key: x-plan, value: "%FILTER_STATE(wasm.plan:PLAIN)%" } }]`;
+    const text = yaml(route).replace(
+      "                http_filters:\n",
+      "                http_filters:" +
+        wasmEntry("one", first) +
+        wasmEntry("two", { operations: [second, third] }) +
+        "\n",
+    );
+    const gateway = await startGateway(parseGatewayConfig(text, {}), {
+      files: { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` },
+      log: () => {},
+    });
+    try {
+      const echoedText = await (await fetch(`${gateway.urls.web}/x`)).text();
+      assert.equal(echoed(echoedText, "x-plan"), "free", "the router formats the filter state");
+      assert.equal(
+        echoed(echoedText, "x-seen"),
+        "free",
+        "the second filter read the first one's shared context",
+      );
+    } finally {
+      await gateway.stop();
+    }
+  });
+
   it("refuses a field that would change behaviour, naming its path; accepts the ones that would not", () => {
     const rewriting = `- name: rewrite
                           match: { prefix: "/" }
