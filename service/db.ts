@@ -1,16 +1,16 @@
-// PostgreSQL connections: a pool whose every wait is bounded, what counts as "the database is unavailable"
-// (answered 503, never 500), the readiness check, and the start-up wait. docs/service.md states the bounds.
+// PostgreSQL connections: a pool whose every wait is bounded, and what counts as "the database is unavailable"
+// (answered 503, never 500). The readiness check and the start-up wait are in readiness.ts (they read the
+// migration status, and migrate.ts depends on the repository, which depends on this module). docs/service.md
+// states the bounds.
 import pg from "pg";
 import type { ServiceConfig } from "./config.ts";
-import { migrationStatus, schemaProblem } from "./migrate.ts";
-import { CLIENT_GRACE_MS, isDatabaseUnavailable } from "./db-errors.ts";
 
-export {
-  CLIENT_GRACE_MS,
-  DatabaseUnavailableError,
-  classifyDatabaseError,
-  isDatabaseUnavailable,
-} from "./db-errors.ts";
+/**
+ * How much longer than the server's statement_timeout the client waits for an answer. A live server cancels
+ * the statement itself (57014) and says so; a silent one (a dead host, a black-holed network) says nothing,
+ * and the client gives up after this grace.
+ */
+export const CLIENT_GRACE_MS = 1000;
 
 export type DatabaseTimeouts = Pick<
   ServiceConfig,
@@ -45,6 +45,54 @@ export function createPool(
   return pool;
 }
 
+/**
+ * SQLSTATEs that say "the database can not serve now" rather than "this request is wrong": connection
+ * exceptions (08), insufficient resources (53: too many connections, out of memory, disk full), operator
+ * intervention (57: shutdown, crash recovery, database dropped, statement timeout 57014), a database that does
+ * not exist (3D000: dropped, or not created yet), lock timeouts (55P03) and deadlock or serialization failures
+ * (40P01, 40001) still failing after the retries. https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57|3D000$|55P03$|40001$|40P01$)/;
+
+/** Socket errors node reports for an unreachable server. */
+const UNREACHABLE_ERRNO = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+]);
+
+/**
+ * True when a failure of a database call means the database is unavailable: a server error with one of the
+ * SQLSTATEs above, a socket error, or an error the driver raises itself without any SQLSTATE ("Connection
+ * terminated unexpectedly", "timeout exceeded when trying to connect", "Query read timeout", …): every one of
+ * those is a lost, refused or silent connection. Programming errors (TypeError, RangeError) are not.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof pg.DatabaseError) return UNAVAILABLE_SQLSTATE.test(err.code ?? "");
+  if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string") return UNREACHABLE_ERRNO.has(code);
+  // Errors raised by the driver (pg, pg-pool) carry no code at all.
+  return err.constructor === Error;
+}
+
+/** The error a repository call fails with when the database is unavailable; answered 503 `unavailable`. */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super("the database is unavailable", { cause });
+  }
+}
+
+/** Passes `err` through, or wraps it as DatabaseUnavailableError when it says the database is unavailable. */
+export function classifyDatabaseError(err: unknown): unknown {
+  return isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
+}
+
 /** host:port/database of a connection string, never its password (for log lines and error messages). */
 export function describeDatabase(databaseUrl: string): string {
   try {
@@ -52,70 +100,5 @@ export function describeDatabase(databaseUrl: string): string {
     return `${u.hostname}:${u.port || "5432"}${u.pathname}`;
   } catch {
     return "DATABASE_URL";
-  }
-}
-
-export type Readiness =
-  { ready: true } | { ready: false; error: "unavailable" | "schema_outdated"; detail: string };
-
-/** /readyz: the database answers within `timeoutMs` and its schema is current (or newer). */
-export async function checkReadiness(pool: pg.Pool, timeoutMs: number): Promise<Readiness> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`the database did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-  });
-  try {
-    const problem = schemaProblem(await Promise.race([migrationStatus(pool), timeout]));
-    if (problem !== null) return { ready: false, error: "schema_outdated", detail: problem };
-    return { ready: true };
-  } catch (err) {
-    return { ready: false, error: "unavailable", detail: `database unreachable: ${(err as Error).message}` };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-interface StartupLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-/**
- * Start-up: waits until the database answers (retrying while it is unavailable, once a second) and returns its
- * migration status; gives up after `timeoutMs` with one line naming the database and the last error. Any
- * other failure (a wrong password, a missing privilege) ends the wait at once.
- */
-export async function waitForDatabase(
-  pool: pg.Pool,
-  databaseUrl: string,
-  timeoutMs: number,
-  log: StartupLog,
-): ReturnType<typeof migrationStatus> {
-  const where = describeDatabase(databaseUrl);
-  const started = Date.now();
-  log.info(
-    { database: where, timeoutMs },
-    `connecting to PostgreSQL at ${where} (giving up after ${timeoutMs} ms)`,
-  );
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await migrationStatus(pool);
-    } catch (err) {
-      if (!isDatabaseUnavailable(err)) throw err;
-      const waited = Date.now() - started;
-      if (waited + 1000 > timeoutMs) {
-        throw new Error(
-          `gave up waiting for PostgreSQL at ${where} after ${timeoutMs} ms: ${(err as Error).message}`,
-        );
-      }
-      log.warn(
-        { database: where, attempt, err: (err as Error).message },
-        `waiting for PostgreSQL at ${where}: ${(err as Error).message}; retrying in 1 s`,
-      );
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
   }
 }

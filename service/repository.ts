@@ -1,7 +1,7 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
-import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db-errors.ts";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 

@@ -5,7 +5,8 @@ import { assertAuthConfigured, insecureWarning, loadConfig, type ServiceConfig }
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.ts";
 import { migrateUp, schemaProblem } from "./migrate.ts";
 import { buildApp, serializeError } from "./app.ts";
-import { createPool, waitForDatabase } from "./db.ts";
+import { createPool } from "./db.ts";
+import { waitForDatabase } from "./readiness.ts";
 
 export interface RunningService {
   app: FastifyInstance;

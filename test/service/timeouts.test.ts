@@ -52,6 +52,8 @@ describe("slow and idle clients lose their socket", () => {
       "PUT /v1/kvms/slow/entries/k HTTP/1.1\r\nHost: kvm\r\nContent-Length: 10\r\n\r\nabc",
     );
     assert.match(answer, /^HTTP\/1\.1 408 /);
+    // In the common error shape (http-input.ts clientErrorHandler), not Fastify's default.
+    assert.match(answer, /\r\n\r\n\{"error":"request_timeout","message":"[^"]+"\}$/);
     assert.ok(ms < 2500, `closed after ${ms} ms`);
   });
 
