@@ -214,17 +214,15 @@ describe("shared_context names Envoy passes to filter state", () => {
           }),
         ],
       });
-      const res = await plugin
-        .worker()
-        .http(
-          {
-            method: "GET",
-            path: "/",
-            authority: "api.example.com",
-            filterState: { [name]: "from-another-filter" },
-          },
-          () => ({ status: 200 }),
-        );
+      const res = await plugin.worker().http(
+        {
+          method: "GET",
+          path: "/",
+          authority: "api.example.com",
+          filterState: { [name]: "from-another-filter" },
+        },
+        () => ({ status: 200 }),
+      );
       assert.equal(res.status, 200);
       assert.equal(res.upstreamRequest?.headers.find(([k]) => k === "x-out")?.[1], "from-another-filter");
     });
