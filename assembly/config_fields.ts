@@ -1,6 +1,7 @@
 // The field tables of the configuration check, one per JSON object, and their checks (see
 // config.ts for the order rules, config_validator.ts for the loop that runs a table).
 import { JsonKind, JsonValue } from "./json";
+import { hasLoneSurrogate } from "./utf8";
 import { Destination, DestinationType, KvmService, Operation, OperationType, Policy } from "./model";
 import {
   asciiLower,
@@ -14,6 +15,7 @@ import {
 import {
   GET,
   NOT_EMPTY,
+  UNICODE,
   NameUse,
   PRINTABLE,
   PUT,
@@ -57,6 +59,7 @@ export function operationTable(): Field<Operation>[] {
     requiredField<Operation>("kvm_name", "is required", checkKvmName),
     requiredField<Operation>("operation_type", "is required", checkOperationType),
     entityCheck<Operation>(checkKeyForms),
+    field<Operation>("allow_key_separator", checkAllowKeySeparator),
     opField<Operation>("value_source_type", PUT, ONLY_PUT, REQUIRED_FOR_PUT, checkSourceType),
     opField<Operation>("value_source_name", PUT, ONLY_PUT, REQUIRED_FOR_PUT, checkValueName),
     opField<Operation>("output_destination_type", GET, ONLY_GET, REQUIRED_FOR_GET, checkDestinationType),
@@ -206,6 +209,12 @@ function checkOverride(v: Validator, value: JsonValue, where: string, op: Operat
   return true;
 }
 
+function checkAllowKeySeparator(v: Validator, value: JsonValue, where: string, op: Operation): bool {
+  if (!v.isBool(value, where)) return false;
+  op.allowKeySeparator = value.boolValue;
+  return true;
+}
+
 function checkDefaultValue(v: Validator, value: JsonValue, where: string, op: Operation): bool {
   if (!v.isString(value, where)) return false;
   const s = value.stringValue;
@@ -214,6 +223,7 @@ function checkDefaultValue(v: Validator, value: JsonValue, where: string, op: Op
   if (output != null && isHeaderDestination(output.type) && hasControlCharacter(s)) {
     return v.fail(where, "must not contain control characters (other than tab): it is written to a header");
   }
+  if (hasLoneSurrogate(s)) return v.fail(where, UNICODE);
   op.defaultValue = s;
   return true;
 }

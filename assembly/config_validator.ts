@@ -4,6 +4,7 @@
 import { JsonKind, JsonValue } from "./json";
 import { OperationType, Source, SourceType } from "./model";
 import { isTokenChar } from "./chars";
+import { hasLoneSurrogate } from "./utf8";
 import { RESERVED_SHARED_CONTEXT_NAMES } from "./generated/schema_constants";
 import { asciiLower, isBodyPath, memberPath } from "./config_text";
 
@@ -15,6 +16,7 @@ export const ANY: i32 = GET | PUT | DELETE;
 
 export const PRINTABLE = "must be printable ASCII without spaces";
 export const NOT_EMPTY = "must not be empty";
+export const UNICODE = "must be valid Unicode text (no lone surrogates)";
 
 // Where a name is used decides what it may be.
 export enum NameUse {
@@ -152,6 +154,9 @@ export class Validator {
     } else if (use == NameUse.Key && name.length == 0) {
       // A literal key fragment: "" would make the key (or a composite part) silently empty.
       ok = this.fail(where, NOT_EMPTY);
+    } else if (hasLoneSurrogate(name)) {
+      // A literal has no UTF-8 form then: it would be stored or written as U+FFFD.
+      ok = this.fail(where, UNICODE);
     }
     if (!ok) return null;
     return new Source(type, name);
@@ -168,8 +173,10 @@ export class Validator {
   }
 
   // A shared_context name is also the Envoy property path other filters read it by (one token).
-  // Envoy answers some names itself before filter state (the schema's reserved list), so a
-  // shared_context with one of them would never read what another filter set.
+  // Envoy answers some names itself before filter state: the CEL attribute roots and four wasm
+  // properties (docs/envoy-behaviour.md §6; Envoy source/extensions/common/wasm/context.cc
+  // Context::findValue, source/extensions/filters/common/expr/evaluator.cc ACTIVATION_TOKENS). A
+  // shared_context with one of them (the schema's reserved list) would never read filter state.
   sharedContextName(name: string, where: string): bool {
     if (name.length == 0) return this.fail(where, NOT_EMPTY);
     if (name.indexOf("\0") >= 0) return this.fail(where, "must not contain NUL");

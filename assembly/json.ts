@@ -389,50 +389,67 @@ export function parseJson(bytes: Uint8Array): JsonParseResult {
   return new JsonParseResult(value, -1, "");
 }
 
-function hexDigit(v: u32): string {
-  if (v < 10) return String.fromCharCode(0x30 + v);
-  return String.fromCharCode(0x61 + v - 10);
+// The number of code units the JSON literal spends on unit `c` at `i` of `s`: 1 copied as is (a
+// surrogate pair's halves included), 2 for a two-character escape, 6 for \uXXXX (other control
+// characters and lone surrogates, written as escapes so the text stays valid UTF-8 while JSON.parse
+// still gives back the same code units).
+function escapedWidth(s: string, i: i32, c: i32): i32 {
+  if (c == <i32>CHAR_QUOTE || c == <i32>CHAR_BACKSLASH) return 2;
+  if (c == <i32>CHAR_LF || c == <i32>CHAR_CR || c == <i32>CHAR_TAB || c == 0x08 || c == 0x0c) return 2;
+  if (c < 0x20) return 6;
+  if (isHighSurrogate(c)) {
+    if (i + 1 < s.length && isLowSurrogate(s.charCodeAt(i + 1))) return 1;
+    return 6;
+  }
+  if (isLowSurrogate(c)) {
+    if (i > 0 && isHighSurrogate(s.charCodeAt(i - 1))) return 1;
+    return 6;
+  }
+  return 1;
 }
 
-function unicodeEscape(c: u32): string {
-  return (
-    "\\u" + hexDigit((c >> 12) & 15) + hexDigit((c >> 8) & 15) + hexDigit((c >> 4) & 15) + hexDigit(c & 15)
-  );
+// The letter after the backslash of a two-character escape.
+function shortEscape(c: i32): i32 {
+  if (c == <i32>CHAR_LF) return 0x6e; // n
+  if (c == <i32>CHAR_CR) return 0x72; // r
+  if (c == <i32>CHAR_TAB) return 0x74; // t
+  if (c == 0x08) return 0x62; // b
+  if (c == 0x0c) return 0x66; // f
+  return c; // " and \
 }
 
-// `s` as a JSON string literal. Lone surrogates are written as \u escapes so the text stays valid
-// UTF-8 while JSON.parse still gives back the same code units.
+function hexDigitChar(v: i32): u16 {
+  if (v < 10) return <u16>(0x30 + v);
+  return <u16>(0x61 + v - 10);
+}
+
+// `s` as a JSON string literal. Linear in the length of `s`: the size is counted first and the
+// literal written into one buffer (AssemblyScript 0.17 arrays grow one slot per push, so collecting
+// pieces in an array costs time quadratic in the number of escapes).
 export function jsonQuote(s: string): string {
-  const parts = new Array<string>();
-  parts.push('"');
-  let run = 0;
   const n = s.length;
+  let size = 2;
+  for (let i = 0; i < n; i++) size += escapedWidth(s, i, s.charCodeAt(i));
+  const out = new Uint16Array(size);
+  let o = 0;
+  out[o++] = <u16>CHAR_QUOTE;
   for (let i = 0; i < n; i++) {
-    const c = <u32>s.charCodeAt(i);
-    let escape: string | null = null;
-    if (c == CHAR_QUOTE) escape = '\\"';
-    else if (c == CHAR_BACKSLASH) escape = "\\\\";
-    else if (c == CHAR_LF) escape = "\\n";
-    else if (c == CHAR_CR) escape = "\\r";
-    else if (c == CHAR_TAB) escape = "\\t";
-    else if (c == 0x08) escape = "\\b";
-    else if (c == 0x0c) escape = "\\f";
-    else if (c < 0x20) escape = unicodeEscape(c);
-    else if (isHighSurrogate(c)) {
-      const next = i + 1 < n ? <u32>s.charCodeAt(i + 1) : 0;
-      if (isLowSurrogate(next)) {
-        i++; // a proper pair is copied as is
-        continue;
-      }
-      escape = unicodeEscape(c);
-    } else if (isLowSurrogate(c)) escape = unicodeEscape(c);
-    if (escape != null) {
-      if (i > run) parts.push(s.substring(run, i));
-      parts.push(<string>escape);
-      run = i + 1;
+    const c = s.charCodeAt(i);
+    const width = escapedWidth(s, i, c);
+    if (width == 1) {
+      out[o++] = <u16>c;
+    } else if (width == 2) {
+      out[o++] = <u16>CHAR_BACKSLASH;
+      out[o++] = <u16>shortEscape(c);
+    } else {
+      out[o++] = <u16>CHAR_BACKSLASH;
+      out[o++] = 0x75; // u
+      out[o++] = hexDigitChar((c >> 12) & 15);
+      out[o++] = hexDigitChar((c >> 8) & 15);
+      out[o++] = hexDigitChar((c >> 4) & 15);
+      out[o++] = hexDigitChar(c & 15);
     }
   }
-  if (n > run) parts.push(s.substring(run, n));
-  parts.push('"');
-  return parts.join("");
+  out[o++] = <u16>CHAR_QUOTE;
+  return String.UTF16.decode(out.buffer);
 }

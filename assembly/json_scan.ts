@@ -199,11 +199,6 @@ export function jsonStringText(bytes: Uint8Array, span: JsonSpan): string {
   return parsed.stringValue;
 }
 
-// The bytes of a JSON string's text, as a source value: UTF-8, without quotes or escapes.
-export function jsonStringBytes(bytes: Uint8Array, span: JsonSpan): ArrayBuffer {
-  return encodeUtf8(jsonStringText(bytes, span)).buffer;
-}
-
 function arrayIndex(segment: string): i32 {
   if (segment.length == 0 || segment.length > 9) return -1;
   let n = 0;

@@ -2,6 +2,7 @@
 // request path. Plain classes: no host calls here. The defaults are the schema's
 // (schema/plugin-config.schema.json, through generated/schema_constants.ts).
 import {
+  DEFAULT_ALLOW_KEY_SEPARATOR,
   DEFAULT_CACHE_TTL,
   DEFAULT_ON_ERROR_CONTINUE,
   DEFAULT_OVERRIDE,
@@ -69,6 +70,9 @@ export class Operation {
   operationType: OperationType = OperationType.Get;
   // One fragment for key_source_type/key_source_name; several for `key` (joined with "__").
   key: Source[] = [];
+  // false: a composite key's request fragments may not contain "__" or begin or end with "_"
+  // (they could address another combination's entry); true joins them as they are (Apigee).
+  allowKeySeparator: bool = DEFAULT_ALLOW_KEY_SEPARATOR;
   value: Source | null = null; // put only
   output: Destination | null = null; // get only
   ttlSeconds: u32 = DEFAULT_TTL; // put; 0 = never expires

@@ -29,17 +29,43 @@ class KeyResult {
   ) {}
 }
 
+// Whether a fragment could take part in a separator: it contains "__" or begins or ends with "_".
+// Fragments without any of these split back uniquely from the joined key, so no two combinations
+// of them make the same key.
+function makesSeparator(fragment: ArrayBuffer): bool {
+  const n = fragment.byteLength;
+  if (n == 0) return false;
+  const base = changetype<usize>(fragment);
+  if (load<u8>(base) == 0x5f || load<u8>(base + n - 1) == 0x5f) return true;
+  for (let i = 1; i < n; i++) {
+    if (load<u8>(base + i) == 0x5f && load<u8>(base + i - 1) == 0x5f) return true;
+  }
+  return false;
+}
+
 function composeKey(op: Operation, state: RequestState): KeyResult {
   const parts = new Array<ArrayBuffer>();
   let size = 0;
   const separator = String.UTF8.encode(KEY_SEPARATOR);
   for (let i = 0; i < op.key.length; i++) {
-    const fragment = state.readSource(op.key[i]);
+    const source = op.key[i];
+    const fragment = state.readSource(source);
     if (fragment === null) {
+      const readError = state.readError;
+      if (readError !== null) return new KeyResult(null, readError);
       return new KeyResult(
         null,
-        badRequest("missing_key", "key input " + sourceLabel(op.key[i]) + " is missing"),
+        badRequest("missing_key", "key input " + sourceLabel(source) + " is missing"),
       );
+    }
+    if (
+      op.key.length > 1 &&
+      !op.allowKeySeparator &&
+      source.type != SourceType.Literal &&
+      makesSeparator(fragment)
+    ) {
+      const what = ' contains the key separator "' + KEY_SEPARATOR + '" or begins or ends with "_"';
+      return new KeyResult(null, badRequest("invalid_key", "key input " + sourceLabel(source) + what));
     }
     if (i > 0) size += separator.byteLength;
     size += fragment.byteLength;
@@ -115,6 +141,8 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
     const valueSource = op.value!;
     const value = state.readSource(valueSource);
     if (value === null) {
+      const readError = state.readError;
+      if (readError !== null) return failed(readError);
       return failed(badRequest("missing_value", "value input " + sourceLabel(valueSource) + " is missing"));
     }
     if (value.byteLength > MAX_VALUE_BYTES) {

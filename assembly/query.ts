@@ -99,33 +99,50 @@ export function getQueryParam(path: Uint8Array, name: Uint8Array): Uint8Array | 
   return null;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (let i = 0; i < parts.length; i++) size += parts[i].length;
-  const out = new Uint8Array(size);
-  let n = 0;
-  for (let i = 0; i < parts.length; i++) {
-    out.set(parts[i], n);
-    n += parts[i].length;
+// Writes bytes into `out` at `n`, or only counts them when `out` is null: the same code sizes the
+// result and then fills it, so building a path is linear in its length (no array of pieces, which
+// AssemblyScript 0.17 would grow one slot per push).
+class PathWriter {
+  n: i32 = 0;
+  out: Uint8Array | null = null;
+
+  bytes(source: Uint8Array, start: i32, end: i32): void {
+    const out = this.out;
+    if (out !== null) out.set(source.subarray(start, end), this.n);
+    this.n += end - start;
   }
+
+  byte(c: u8): void {
+    const out = this.out;
+    if (out !== null) out[this.n] = c;
+    this.n += 1;
+  }
+}
+
+// `name=value`, percent-encoded.
+function encodedPair(name: Uint8Array, value: Uint8Array): Uint8Array {
+  const encodedName = encodeQueryComponent(name);
+  const encodedValue = encodeQueryComponent(value);
+  const out = new Uint8Array(encodedName.length + 1 + encodedValue.length);
+  out.set(encodedName, 0);
+  out[encodedName.length] = 0x3d; // =
+  out.set(encodedValue, encodedName.length + 1);
   return out;
 }
 
-// A new path whose query has `name` set to `value`: the first parameter of that name is
-// replaced in place and later duplicates are dropped; otherwise it is appended.
-export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Array): Uint8Array {
-  const pair = concat([
-    encodeQueryComponent(name),
-    Uint8Array.wrap(String.UTF8.encode("=")),
-    encodeQueryComponent(value),
-  ]);
+// Writes the new path (see setQueryParam) through `w`.
+function writePath(w: PathWriter, path: Uint8Array, name: Uint8Array, pair: Uint8Array): void {
   const q = queryBounds(path);
   const end = queryEnd(path);
-  const fragment = path.slice(end);
   if (q < 0) {
-    return concat([path.slice(0, end), Uint8Array.wrap(String.UTF8.encode("?")), pair, fragment]);
+    w.bytes(path, 0, end);
+    w.byte(0x3f); // ?
+    w.bytes(pair, 0, pair.length);
+    w.bytes(path, end, path.length);
+    return;
   }
-  const kept = new Array<Uint8Array>();
+  w.bytes(path, 0, q + 1);
+  let kept = 0;
   let replaced = false;
   let i = q + 1;
   while (i <= end) {
@@ -135,25 +152,33 @@ export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Ar
       const eq = indexOfByte(path, 0x3d, i, amp);
       let nameEnd = amp;
       if (eq >= 0) nameEnd = eq;
-      if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
-        if (!replaced) {
-          kept.push(pair);
-          replaced = true;
-        }
-      } else {
-        kept.push(path.slice(i, amp));
+      if (!bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
+        if (kept++ > 0) w.byte(0x26); // &
+        w.bytes(path, i, amp);
+      } else if (!replaced) {
+        if (kept++ > 0) w.byte(0x26);
+        w.bytes(pair, 0, pair.length);
+        replaced = true;
       }
     }
     i = amp + 1;
   }
-  if (!replaced) kept.push(pair);
-  const parts = new Array<Uint8Array>();
-  parts.push(path.slice(0, q + 1));
-  const amp = Uint8Array.wrap(String.UTF8.encode("&"));
-  for (let k = 0; k < kept.length; k++) {
-    if (k > 0) parts.push(amp);
-    parts.push(kept[k]);
+  if (!replaced) {
+    if (kept > 0) w.byte(0x26);
+    w.bytes(pair, 0, pair.length);
   }
-  parts.push(fragment);
-  return concat(parts);
+  w.bytes(path, end, path.length);
+}
+
+// A new path whose query has `name` set to `value`: the first parameter of that name is
+// replaced in place and later duplicates are dropped; otherwise it is appended.
+export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Array): Uint8Array {
+  const pair = encodedPair(name, value);
+  const w = new PathWriter();
+  writePath(w, path, name, pair);
+  const out = new Uint8Array(w.n);
+  w.n = 0;
+  w.out = out;
+  writePath(w, path, name, pair);
+  return out;
 }

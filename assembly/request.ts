@@ -3,8 +3,8 @@
 import { Destination, DestinationType, Source, SourceType } from "./model";
 import { badRequest, OpError } from "./errors";
 import { JsonKind, jsonQuote } from "./json";
-import { JsonSpan, findJsonPath, jsonStringBytes, scanJson, setJsonPath } from "./json_scan";
-import { decodeUtf8 } from "./utf8";
+import { JsonSpan, findJsonPath, jsonStringText, scanJson, setJsonPath } from "./json_scan";
+import { decodeUtf8, encodeUtf8, hasLoneSurrogate } from "./utf8";
 import { isHeaderValueControl } from "./chars";
 import { getQueryParam, setQueryParam } from "./query";
 import { BufferType, MapType, WasmResult } from "./hostcalls/abi";
@@ -84,7 +84,12 @@ export class RequestState {
     return this.bodyRoot;
   }
 
+  // Why the last readSource returned null when the input is there but unusable (null: missing).
+  readError: OpError | null = null;
+
+  // The source's bytes, or null when it is missing (or unusable: then readError says why).
   readSource(source: Source): ArrayBuffer | null {
+    this.readError = null;
     switch (source.type) {
       case SourceType.Header:
         return getHeader(MapType.RequestHeaders, source.name);
@@ -114,7 +119,20 @@ export class RequestState {
     if (root === null) return null;
     const found = findJsonPath(body, root, path);
     if (found === null) return null;
-    if (found.kind == JsonKind.String) return jsonStringBytes(body, found);
+    if (found.kind == JsonKind.String) {
+      // A JSON string's text, as UTF-8 without quotes or escapes. One with a lone surrogate escape
+      // (`"\ud800"`) is not Unicode text and has no UTF-8 form: refused rather than written as
+      // U+FFFD, which would make different strings one key.
+      const text = jsonStringText(body, found);
+      if (hasLoneSurrogate(text)) {
+        this.readError = badRequest(
+          "invalid_body",
+          'body field "' + path + '" is not valid Unicode text (it has a lone surrogate escape)',
+        );
+        return null;
+      }
+      return encodeUtf8(text).buffer;
+    }
     // Any other JSON value: its JSON text exactly as the client sent it.
     return sliceBuffer(body, found.start, found.end);
   }

@@ -153,6 +153,24 @@ export function encodeUtf8(s: string): Uint8Array {
   return out;
 }
 
+// Whether `s` holds a surrogate code unit that is not half of a pair: such a string is not
+// Unicode text and has no UTF-8 form (encodeUtf8 would write U+FFFD for it).
+export function hasLoneSurrogate(s: string): bool {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (isHighSurrogate(c)) {
+      if (i + 1 < n && isLowSurrogate(s.charCodeAt(i + 1))) {
+        i++;
+        continue;
+      }
+      return true;
+    }
+    if (isLowSurrogate(c)) return true;
+  }
+  return false;
+}
+
 function isSurrogatePairAt(s: string, i: i32): bool {
   if (i + 1 >= s.length) return false;
   return isHighSurrogate(s.charCodeAt(i)) && isLowSurrogate(s.charCodeAt(i + 1));

@@ -118,6 +118,11 @@ export function schemaConstants(schema: SchemaNode): SchemaConstant[] {
     },
     { name: "DEFAULT_TTL", type: "u32", value: number(schema, op("ttl", "default")) },
     { name: "DEFAULT_OVERRIDE", type: "bool", value: bool(schema, op("override", "default")) },
+    {
+      name: "DEFAULT_ALLOW_KEY_SEPARATOR",
+      type: "bool",
+      value: bool(schema, op("allow_key_separator", "default")),
+    },
     { name: "DEFAULT_CACHE_TTL", type: "u32", value: number(schema, op("cache_ttl", "default")) },
     {
       name: "DEFAULT_ON_ERROR_CONTINUE",

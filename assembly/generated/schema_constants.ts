@@ -10,6 +10,7 @@ export const OPERATION_FIELDS: string[] = [
   "key_source_type",
   "key_source_name",
   "key",
+  "allow_key_separator",
   "value_source_type",
   "value_source_name",
   "output_destination_type",
@@ -45,6 +46,7 @@ export const TIMEOUT_MS_MAX: f64 = 60000;
 export const DEFAULT_POLICY: i32 = 0;
 export const DEFAULT_TTL: u32 = 0;
 export const DEFAULT_OVERRIDE: bool = true;
+export const DEFAULT_ALLOW_KEY_SEPARATOR: bool = false;
 export const DEFAULT_CACHE_TTL: u32 = 0;
 export const DEFAULT_ON_ERROR_CONTINUE: bool = false;
 export const DEFAULT_SERVICE_CLUSTER: string = "kvm_service";
@@ -64,14 +66,7 @@ export const RESERVED_SHARED_CONTEXT_NAMES: string[] = [
   "filter_state",
   "upstream_filter_state",
   "xds",
-  "node",
-  "listener_direction",
-  "listener_metadata",
-  "cluster_name",
-  "cluster_metadata",
-  "route_name",
-  "route_metadata",
-  "upstream_host_metadata",
+  "context",
   "plugin_name",
   "plugin_root_id",
   "plugin_vm_id",

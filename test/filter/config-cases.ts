@@ -729,4 +729,94 @@ export const configCases: ConfigCase[] = [
     }),
     error: null,
   },
+  {
+    name: "default_value with a lone surrogate",
+    config: op(get, { default_value: "a\ud800" }),
+    error: "default_value: must be valid Unicode text (no lone surrogates)",
+  },
+  {
+    name: "default_value with a lone low surrogate, for a JSON body field",
+    config: op(get, {
+      output_destination_type: "body",
+      output_destination_name: "a",
+      default_value: "\udfff",
+    }),
+    error: "default_value: must be valid Unicode text (no lone surrogates)",
+  },
+  {
+    name: "default_value with a surrogate pair (an emoji) is fine",
+    config: op(get, { default_value: "\ud83d\ude00" }),
+    error: null,
+  },
+  {
+    name: "literal value with a lone surrogate",
+    config: op(put, { value_source_type: "literal", value_source_name: "\udbff" }),
+    error: "value_source_name: must be valid Unicode text (no lone surrogates)",
+  },
+  {
+    name: "literal key with a lone surrogate",
+    config: op(del, { key_source_type: "literal", key_source_name: "k\udc00" }),
+    error: "key_source_name: must be valid Unicode text (no lone surrogates)",
+  },
+  {
+    name: "literal key fragment with a lone surrogate",
+    config: op(del, {
+      key_source_type: undefined,
+      key_source_name: undefined,
+      key: [fragment("header", "x-a"), fragment("literal", "\ud800\ud800")],
+    }),
+    error: "key[1].source_name: must be valid Unicode text (no lone surrogates)",
+  },
+  {
+    name: "a lone surrogate in a non-literal name is not this rule's business",
+    config: op(put, { value_source_type: "query", value_source_name: "\ud800" }),
+    error: null,
+  },
+  ...[
+    "node",
+    "cluster_name",
+    "cluster_metadata",
+    "listener_direction",
+    "listener_metadata",
+    "route_name",
+    "route_metadata",
+    "upstream_host_metadata",
+  ].map((name) => ({
+    // Envoy >= 1.33 answers these from filter state (source/extensions/common/wasm/context.cc).
+    name: `shared_context named ${name} (an xDS attribute Envoy no longer answers itself)`,
+    config: op(put, { value_source_type: "shared_context", value_source_name: name }),
+    error: null,
+  })),
+  {
+    name: "shared_context destination named route_name",
+    config: op(get, { output_destination_type: "shared_context", output_destination_name: "route_name" }),
+    error: null,
+  },
+  {
+    name: "shared_context named context (a CEL attribute root)",
+    config: op(get, { output_destination_type: "shared_context", output_destination_name: "context" }),
+    error:
+      'output_destination_name: must not be "context": Envoy answers that name itself, not from filter state',
+  },
+  {
+    name: "shared_context named connection_id (a wasm property)",
+    config: op(put, { value_source_type: "shared_context", value_source_name: "connection_id" }),
+    error:
+      'value_source_name: must not be "connection_id": Envoy answers that name itself, not from filter state',
+  },
+  {
+    name: "allow_key_separator on a composite key",
+    config: op(del, {
+      key_source_type: undefined,
+      key_source_name: undefined,
+      key: [fragment("header", "x-tenant"), fragment("header", "x-user")],
+      allow_key_separator: true,
+    }),
+    error: null,
+  },
+  {
+    name: "allow_key_separator: text",
+    config: op(get, { allow_key_separator: "yes" }),
+    error: "allow_key_separator: must be a boolean",
+  },
 ];
