@@ -91,11 +91,11 @@ describe("plugin configuration schema", () => {
     );
   });
 
-  it("says next to on_error_continue that nothing is rolled back (README reference included)", () => {
+  it("says next to on_error_continue that nothing is rolled back (configuration reference included)", () => {
     const description = schema.definitions?.operation.properties?.on_error_continue.description ?? "";
     assert.match(description, /nothing is rolled back/);
     assert.match(description, /Apigee/);
-    assert.match(readFileSync(README_PATH, "utf8"), /nothing is rolled back: operations that ran before/);
+    assert.match(readFileSync(REFERENCE_DOC_PATH, "utf8"), /nothing is rolled back: operations that ran before/);
   });
 
   it("is what assembly/generated/schema_constants.ts holds (the filter's copy is not stale)", async () => {
