@@ -1,10 +1,10 @@
-// Writes the README's configuration reference from schema/plugin-config.schema.json, between the
-// `<!-- config-reference:start -->` and `<!-- config-reference:end -->` markers; nothing else in the
-// README changes. The reference is formatted with the project's Prettier settings so that
+// Writes the configuration reference in docs/filter.md from schema/plugin-config.schema.json, between
+// the `<!-- config-reference:start -->` and `<!-- config-reference:end -->` markers; nothing else in
+// the document changes. The reference is formatted with the project's Prettier settings so that
 // `prettier --check` and this script agree.
 //
-//   node --import tsx scripts/gen-config-reference.ts           rewrite README.md
-//   node --import tsx scripts/gen-config-reference.ts --check   exit 1 when README.md is stale
+//   node --import tsx scripts/gen-config-reference.ts           rewrite docs/filter.md
+//   node --import tsx scripts/gen-config-reference.ts --check   exit 1 when docs/filter.md is stale
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,7 +15,7 @@ export const END_MARKER = "<!-- config-reference:end -->";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(ROOT, "schema", "plugin-config.schema.json");
-export const README_PATH = join(ROOT, "README.md");
+export const REFERENCE_DOC_PATH = join(ROOT, "docs", "filter.md");
 
 export interface SchemaNode {
   title?: string;
@@ -134,38 +134,44 @@ export function renderReference(schema: SchemaNode): string {
   return parts.join("\n\n");
 }
 
-// `readme` with the region between the markers replaced by `reference`.
-export function replaceRegion(readme: string, reference: string): string {
-  const start = readme.indexOf(START_MARKER);
-  const end = readme.indexOf(END_MARKER);
+// `document` with the region between the markers replaced by `reference`.
+export function replaceRegion(document: string, reference: string): string {
+  const start = document.indexOf(START_MARKER);
+  const end = document.indexOf(END_MARKER);
   if (start < 0 || end < start) {
-    throw new Error(`README.md needs ${START_MARKER} followed by ${END_MARKER}`);
+    throw new Error(`docs/filter.md needs ${START_MARKER} followed by ${END_MARKER}`);
   }
-  return readme.slice(0, start + START_MARKER.length) + "\n\n" + reference + "\n\n" + readme.slice(end);
+  return document.slice(0, start + START_MARKER.length) + "\n\n" + reference + "\n\n" + document.slice(end);
 }
 
-// The README as it should be: the current text with a fresh reference. Only the reference is
-// formatted (as Prettier formats Markdown here), so the rest of the README stays byte for byte.
-export async function expectedReadme(readme: string, schema: SchemaNode = loadSchema()): Promise<string> {
-  const options = (await prettier.resolveConfig(README_PATH)) ?? {};
-  const reference = await prettier.format(renderReference(schema), { ...options, filepath: README_PATH });
-  return replaceRegion(readme, reference.trimEnd());
+// docs/filter.md as it should be: the current text with a fresh reference. Only the reference is
+// formatted (as Prettier formats Markdown here), so the rest of the document stays byte for byte.
+export async function expectedReferenceDoc(
+  document: string,
+  schema: SchemaNode = loadSchema(),
+): Promise<string> {
+  const options = (await prettier.resolveConfig(REFERENCE_DOC_PATH)) ?? {};
+  const reference = await prettier.format(renderReference(schema), {
+    ...options,
+    filepath: REFERENCE_DOC_PATH,
+  });
+  return replaceRegion(document, reference.trimEnd());
 }
 
 async function main(argv: string[]): Promise<number> {
   const check = argv.includes("--check");
-  const readme = existsSync(README_PATH)
-    ? readFileSync(README_PATH, "utf8")
+  const document = existsSync(REFERENCE_DOC_PATH)
+    ? readFileSync(REFERENCE_DOC_PATH, "utf8")
     : `${START_MARKER}\n${END_MARKER}\n`;
-  const expected = await expectedReadme(readme);
+  const expected = await expectedReferenceDoc(document);
   if (check) {
-    if (expected === readme) return 0;
+    if (expected === document) return 0;
     console.error(
-      "README.md's configuration reference is stale: run node --import tsx scripts/gen-config-reference.ts",
+      "docs/filter.md's configuration reference is stale: run node --import tsx scripts/gen-config-reference.ts",
     );
     return 1;
   }
-  if (expected !== readme) writeFileSync(README_PATH, expected);
+  if (expected !== document) writeFileSync(REFERENCE_DOC_PATH, expected);
   return 0;
 }
 

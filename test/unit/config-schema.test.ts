@@ -1,15 +1,15 @@
 // The JSON Schema of the plugin configuration gives the same verdict as the filter on every case of
 // the shared table (the filter side is test/filter/config.test.ts), documents every field, and the
-// README's reference is generated from its current text.
+// reference in docs/filter.md is generated from its current text.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import Ajv from "ajv";
 import { configCases } from "../filter/config-cases.ts";
 import {
-  README_PATH,
+  REFERENCE_DOC_PATH,
   SCHEMA_PATH,
-  expectedReadme,
+  expectedReferenceDoc,
   type SchemaNode,
 } from "../../scripts/gen-config-reference.ts";
 
@@ -83,11 +83,11 @@ describe("plugin configuration schema", () => {
     });
   });
 
-  it("is what the README's configuration reference shows", async () => {
-    const readme = readFileSync(README_PATH, "utf8");
+  it("is what the configuration reference in docs/filter.md shows", async () => {
+    const document = readFileSync(REFERENCE_DOC_PATH, "utf8");
     assert.equal(
-      readme,
-      await expectedReadme(readme, schema),
+      document,
+      await expectedReferenceDoc(document, schema),
       "run node --import tsx scripts/gen-config-reference.ts",
     );
   });
