@@ -15,9 +15,6 @@ import { HeaderMap } from "../header-map.ts";
 import { decodePairs } from "../pairs.ts";
 import { u, type HostApi, type ImportFunctions } from "./host-api.ts";
 
-/** The Envoy node's own address as x-forwarded-for names it (local_info address). */
-const LOCAL_ADDRESS = "127.0.0.1";
-
 /** The callouts of one VM: started by proxy_http_call, answered by their cluster handler or a test. */
 export class HttpCalls {
   readonly pending = new Map<number, PendingCallout>();
@@ -123,11 +120,11 @@ export function httpCallImports(host: HostApi, calls: HttpCalls): ImportFunction
       }
       if (body.length > 0) headers.replace("content-length", String(body.length));
       // What the AsyncClient adds before the router sends the request (envoy source/common/http/
-      // async_client_impl.cc AsyncStreamImpl::sendHeaders: x-envoy-internal, and x-forwarded-for
-      // with the node's address; source/common/router/router.cc FilterUtility::finalTimeout: the
-      // expected timeout, since the AsyncClient's router does not suppress Envoy headers).
+      // async_client_impl.cc AsyncStreamImpl::sendHeaders: x-envoy-internal; no x-forwarded-for,
+      // Context::httpCall sets send_xff false; source/common/router/router.cc
+      // FilterUtility::finalTimeout: the expected timeout, since the AsyncClient's router config
+      // does not suppress Envoy headers).
       headers.replace("x-envoy-internal", "true");
-      headers.add("x-forwarded-for", LOCAL_ADDRESS);
       if (u(timeoutMs) > 0) headers.replace("x-envoy-expected-rq-timeout-ms", String(u(timeoutMs)));
       const handler = core.clusters[clusterName];
       if (!handler) return WasmResult.InternalFailure;
