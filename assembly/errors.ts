@@ -15,7 +15,3 @@ export function badRequest(code: string, message: string): OpError {
 export function storeFailure(message: string): OpError {
   return new OpError(503, "store_unavailable", message);
 }
-
-// Limits shared with the KVM service, so an entry written locally could also live in the cluster.
-export const MAX_KEY_BYTES: i32 = 512;
-export const MAX_VALUE_BYTES: i32 = 1024 * 1024;

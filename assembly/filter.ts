@@ -13,8 +13,8 @@ import { needsBody, runOperation } from "./operations";
 import { countResult, operationName, RESULT_ERROR } from "./metrics";
 import { RequestState } from "./request";
 import { jsonQuote } from "./json";
-import { BufferType, LogLevel } from "./host/abi";
-import { getBufferBytes, getProperty, log, sendLocalResponse } from "./host/calls";
+import { BufferType, LogLevel } from "./hostcalls/abi";
+import { getBufferBytes, getProperty, log, sendLocalResponse } from "./hostcalls/calls";
 import { decodeUtf8 } from "./utf8";
 import { releaseLeakedContextReferences } from "./sdk_fixes";
 
@@ -57,7 +57,8 @@ function warnAboutClusterOperations(config: PluginConfig): void {
       if (ops[i].path.length > 0) where = ops[i].path;
       log(
         LogLevel.Warn,
-        where + ": policy cluster is not available in this build; the operation will answer 503 policy_unavailable",
+        where +
+          ": policy cluster is not available in this build; the operation will answer 503 policy_unavailable",
       );
     }
   }
@@ -111,13 +112,17 @@ export class KvmHttpContext extends Context {
     if (!this.waitingForBody) return FilterDataStatusValues.Continue;
     this.bodySize = bodySize as u32;
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
-    return this.completeBody() ? FilterDataStatusValues.Continue : FilterDataStatusValues.StopIterationNoBuffer;
+    return this.completeBody()
+      ? FilterDataStatusValues.Continue
+      : FilterDataStatusValues.StopIterationNoBuffer;
   }
 
   // With trailers the last body callback has no end_of_stream: the body is complete here.
   onRequestTrailers(_trailers: u32): FilterTrailersStatusValues {
     if (!this.waitingForBody) return FilterTrailersStatusValues.Continue;
-    return this.completeBody() ? FilterTrailersStatusValues.Continue : FilterTrailersStatusValues.StopIteration;
+    return this.completeBody()
+      ? FilterTrailersStatusValues.Continue
+      : FilterTrailersStatusValues.StopIteration;
   }
 
   onResponseHeaders(_headers: u32, _endOfStream: bool): FilterHeadersStatusValues {
@@ -195,14 +200,27 @@ export class KvmHttpContext extends Context {
       ',"operation_type":' +
       jsonQuote(operationName(op.operationType)) +
       "}";
-    sendLocalResponse(error.status, "envoy_kvm_" + error.code, String.UTF8.encode(body), ["content-type"], [
-      String.UTF8.encode("application/json"),
-    ]);
+    sendLocalResponse(
+      error.status,
+      "envoy_kvm_" + error.code,
+      String.UTF8.encode(body),
+      ["content-type"],
+      [String.UTF8.encode("application/json")],
+    );
   }
 }
 
 function describeFailure(op: Operation, error: OpError): string {
   let where = "";
   if (op.path.length > 0) where = op.path + " ";
-  return where + operationName(op.operationType) + " on kvm " + op.kvmName + " failed: " + error.code + ": " + error.message;
+  return (
+    where +
+    operationName(op.operationType) +
+    " on kvm " +
+    op.kvmName +
+    " failed: " +
+    error.code +
+    ": " +
+    error.message
+  );
 }

@@ -1,12 +1,19 @@
-// A JSON (RFC 8259) parser, path lookup and in-place path writes for request bodies and the plugin
-// configuration. Everything here runs on untrusted bytes inside Envoy, where a trap kills the
-// worker's VM, so the parser never traps: every read is bounds checked, nesting is limited, and
-// every malformed input becomes a JsonParseResult with an offset and a message.
+// A JSON (RFC 8259) parser that builds a tree (JsonValue), for the plugin configuration, and
+// jsonQuote, which writes a string as a JSON literal. Request bodies are not parsed here: json_scan.ts
+// validates them, finds a dotted path and edits it in place without building a tree. The parser
+// never traps (a trap kills the worker's VM inside Envoy): every read is bounds checked, nesting is
+// limited, and every malformed input becomes a JsonParseResult with an offset and a message.
 
-import { firstInvalidUtf8 } from "./utf8";
-
-// Deeper documents are rejected rather than parsed: recursion depth is the parser's stack use.
-export const MAX_JSON_DEPTH: i32 = 64;
+import { decodeUtf8Into, firstInvalidUtf8 } from "./utf8";
+import {
+  hexDigitValue,
+  isAsciiDigit,
+  isHighSurrogate,
+  isJsonSimpleEscape,
+  isJsonWhitespace,
+  isLowSurrogate,
+} from "./chars";
+import { MAX_JSON_DEPTH } from "./limits";
 
 export enum JsonKind {
   Null,
@@ -58,7 +65,6 @@ export class JsonParseResult {
 const CHAR_TAB: u32 = 0x09;
 const CHAR_LF: u32 = 0x0a;
 const CHAR_CR: u32 = 0x0d;
-const CHAR_SPACE: u32 = 0x20;
 const CHAR_QUOTE: u32 = 0x22;
 const CHAR_PLUS: u32 = 0x2b;
 const CHAR_COMMA: u32 = 0x2c;
@@ -97,8 +103,7 @@ class Parser {
   skipWhitespace(): void {
     const n = this.bytes.length;
     while (this.pos < n) {
-      const c = <u32>unchecked(this.bytes[this.pos]);
-      if (c != CHAR_SPACE && c != CHAR_TAB && c != CHAR_LF && c != CHAR_CR) break;
+      if (!isJsonWhitespace(<i32>unchecked(this.bytes[this.pos]))) break;
       this.pos++;
     }
   }
@@ -241,24 +246,24 @@ class Parser {
     const first = this.at(this.pos);
     if (first == <i32>CHAR_0) {
       this.pos++;
-      if (isDigit(this.at(this.pos))) return this.fail(this.pos, "leading zero in a number");
-    } else if (isDigit(first)) {
-      while (isDigit(this.at(this.pos))) this.pos++;
+      if (isAsciiDigit(this.at(this.pos))) return this.fail(this.pos, "leading zero in a number");
+    } else if (isAsciiDigit(first)) {
+      while (isAsciiDigit(this.at(this.pos))) this.pos++;
     } else {
       return this.fail(this.pos, "invalid number");
     }
     if (this.at(this.pos) == <i32>CHAR_DOT) {
       this.pos++;
-      if (!isDigit(this.at(this.pos))) return this.fail(this.pos, "invalid number");
-      while (isDigit(this.at(this.pos))) this.pos++;
+      if (!isAsciiDigit(this.at(this.pos))) return this.fail(this.pos, "invalid number");
+      while (isAsciiDigit(this.at(this.pos))) this.pos++;
     }
     const e = this.at(this.pos);
     if (e == 0x65 || e == 0x45) {
       this.pos++;
       const sign = this.at(this.pos);
       if (sign == <i32>CHAR_PLUS || sign == <i32>CHAR_MINUS) this.pos++;
-      if (!isDigit(this.at(this.pos))) return this.fail(this.pos, "invalid number");
-      while (isDigit(this.at(this.pos))) this.pos++;
+      if (!isAsciiDigit(this.at(this.pos))) return this.fail(this.pos, "invalid number");
+      while (isAsciiDigit(this.at(this.pos))) this.pos++;
     }
     const v = new JsonValue(JsonKind.Number, start);
     v.end = this.pos;
@@ -285,12 +290,12 @@ class Parser {
         if (e == 0x75) {
           // \uXXXX: any code unit, lone surrogates included (RFC 8259 §8.2 allows them).
           for (let k = 2; k < 6; k++) {
-            if (hexValue(this.at(i + k)) < 0) return this.failString(i, "invalid \\u escape");
+            if (hexDigitValue(this.at(i + k)) < 0) return this.failString(i, "invalid \\u escape");
           }
           i += 6;
           continue;
         }
-        if (!isSimpleEscape(e)) {
+        if (!isJsonSimpleEscape(e)) {
           if (e < 0) return this.failString(i + 1, "unterminated string");
           return this.failString(i, "invalid escape");
         }
@@ -311,30 +316,6 @@ class Parser {
   }
 }
 
-function isDigit(c: i32): bool {
-  return c >= <i32>CHAR_0 && c <= <i32>CHAR_9;
-}
-
-function isSimpleEscape(c: i32): bool {
-  return (
-    c == <i32>CHAR_QUOTE ||
-    c == <i32>CHAR_BACKSLASH ||
-    c == 0x2f || // /
-    c == 0x62 || // b
-    c == 0x66 || // f
-    c == 0x6e || // n
-    c == 0x72 || // r
-    c == 0x74 // t
-  );
-}
-
-function hexValue(c: i32): i32 {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
-  return -1;
-}
-
 function describeByte(c: i32): string {
   if (c >= 0x21 && c <= 0x7e) return "'" + String.fromCharCode(c) + "'";
   if (c < 16) return "0x0" + c.toString(16);
@@ -347,38 +328,6 @@ function asciiText(bytes: Uint8Array, start: i32, end: i32): string {
   return String.UTF16.decode(units.buffer);
 }
 
-// Decodes already-validated UTF-8 in [start, end) into `out` from index `o`; returns the new index.
-function decodeInto(bytes: Uint8Array, start: i32, end: i32, out: Uint16Array, o: i32): i32 {
-  let i = start;
-  while (i < end) {
-    const b0 = <u32>bytes[i];
-    if (b0 < 0x80) {
-      out[o++] = <u16>b0;
-      i += 1;
-    } else if (b0 < 0xe0 && i + 1 < end) {
-      out[o++] = <u16>(((b0 & 0x1f) << 6) | (<u32>bytes[i + 1] & 0x3f));
-      i += 2;
-    } else if (b0 < 0xf0 && i + 2 < end) {
-      out[o++] = <u16>(((b0 & 0x0f) << 12) | ((<u32>bytes[i + 1] & 0x3f) << 6) | (<u32>bytes[i + 2] & 0x3f));
-      i += 3;
-    } else if (i + 3 < end) {
-      const cp =
-        ((b0 & 0x07) << 18) |
-        ((<u32>bytes[i + 1] & 0x3f) << 12) |
-        ((<u32>bytes[i + 2] & 0x3f) << 6) |
-        (<u32>bytes[i + 3] & 0x3f);
-      const v = cp - 0x10000;
-      out[o++] = <u16>(0xd800 | (v >> 10));
-      out[o++] = <u16>(0xdc00 | (v & 0x3ff));
-      i += 4;
-    } else {
-      // Only reachable if the caller skipped validation; stop instead of reading past `end`.
-      break;
-    }
-  }
-  return o;
-}
-
 function unitsToString(out: Uint16Array, count: i32): string {
   if (count <= 0) return "";
   return String.UTF16.decode(out.buffer.slice(0, count << 1));
@@ -387,7 +336,7 @@ function unitsToString(out: Uint16Array, count: i32): string {
 function utf8Slice(bytes: Uint8Array, start: i32, end: i32): string {
   // A UTF-8 sequence of n bytes never decodes to more than n UTF-16 code units.
   const out = new Uint16Array(end - start);
-  return unitsToString(out, decodeInto(bytes, start, end, out, 0));
+  return unitsToString(out, decodeUtf8Into(bytes, start, end, out, 0));
 }
 
 function unescapeSlice(bytes: Uint8Array, start: i32, end: i32): string {
@@ -400,11 +349,11 @@ function unescapeSlice(bytes: Uint8Array, start: i32, end: i32): string {
       i++;
       continue;
     }
-    o = decodeInto(bytes, run, i, out, o);
+    o = decodeUtf8Into(bytes, run, i, out, o);
     const e = <i32>bytes[i + 1];
     if (e == 0x75) {
       let unit = 0;
-      for (let k = 2; k < 6; k++) unit = (unit << 4) | hexValue(<i32>bytes[i + k]);
+      for (let k = 2; k < 6; k++) unit = (unit << 4) | hexDigitValue(<i32>bytes[i + k]);
       out[o++] = <u16>unit;
       i += 6;
     } else {
@@ -413,7 +362,7 @@ function unescapeSlice(bytes: Uint8Array, start: i32, end: i32): string {
     }
     run = i;
   }
-  o = decodeInto(bytes, run, end, out, o);
+  o = decodeUtf8Into(bytes, run, end, out, o);
   return unitsToString(out, o);
 }
 
@@ -441,11 +390,14 @@ export function parseJson(bytes: Uint8Array): JsonParseResult {
 }
 
 function hexDigit(v: u32): string {
-  return String.fromCharCode(v < 10 ? 0x30 + v : 0x61 + v - 10);
+  if (v < 10) return String.fromCharCode(0x30 + v);
+  return String.fromCharCode(0x61 + v - 10);
 }
 
 function unicodeEscape(c: u32): string {
-  return "\\u" + hexDigit((c >> 12) & 15) + hexDigit((c >> 8) & 15) + hexDigit((c >> 4) & 15) + hexDigit(c & 15);
+  return (
+    "\\u" + hexDigit((c >> 12) & 15) + hexDigit((c >> 8) & 15) + hexDigit((c >> 4) & 15) + hexDigit(c & 15)
+  );
 }
 
 // `s` as a JSON string literal. Lone surrogates are written as \u escapes so the text stays valid
@@ -466,14 +418,14 @@ export function jsonQuote(s: string): string {
     else if (c == 0x08) escape = "\\b";
     else if (c == 0x0c) escape = "\\f";
     else if (c < 0x20) escape = unicodeEscape(c);
-    else if (c >= 0xd800 && c <= 0xdbff) {
+    else if (isHighSurrogate(c)) {
       const next = i + 1 < n ? <u32>s.charCodeAt(i + 1) : 0;
-      if (next >= 0xdc00 && next <= 0xdfff) {
+      if (isLowSurrogate(next)) {
         i++; // a proper pair is copied as is
         continue;
       }
       escape = unicodeEscape(c);
-    } else if (c >= 0xdc00 && c <= 0xdfff) escape = unicodeEscape(c);
+    } else if (isLowSurrogate(c)) escape = unicodeEscape(c);
     if (escape != null) {
       if (i > run) parts.push(s.substring(run, i));
       parts.push(<string>escape);

@@ -7,7 +7,9 @@
 // exactly what parseJson accepts (same grammar, UTF-8 check and depth limit; assembly/__tests__/
 // json_scan.spec.ts compares them), so config parsing and body handling agree on what JSON is.
 // test/unit/parser-memory.test.ts runs it under AssemblyScript's rtrace.
-import { JsonKind, MAX_JSON_DEPTH, jsonQuote, parseJson } from "./json";
+import { JsonKind, jsonQuote, parseJson } from "./json";
+import { MAX_JSON_DEPTH } from "./limits";
+import { hexDigitValue, isAsciiDigit, isJsonSimpleEscape, isJsonWhitespace } from "./chars";
 import { encodeUtf8, isValidUtf8 } from "./utf8";
 
 const QUOTE: i32 = 0x22;
@@ -40,8 +42,7 @@ class Scanner {
 
   skipWhitespace(): void {
     while (true) {
-      const c = this.at(this.pos);
-      if (c != 0x20 && c != 0x09 && c != 0x0a && c != 0x0d) return;
+      if (!isJsonWhitespace(this.at(this.pos))) return;
       this.pos++;
     }
   }
@@ -56,7 +57,7 @@ class Scanner {
       return this.skipArray(depth + 1) ? <i32>JsonKind.Array : -1;
     }
     if (c == QUOTE) return this.skipString() ? <i32>JsonKind.String : -1;
-    if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.skipNumber() ? <i32>JsonKind.Number : -1;
+    if (c == 0x2d || isAsciiDigit(c)) return this.skipNumber() ? <i32>JsonKind.Number : -1;
     if (this.skipWord("true") || this.skipWord("false")) return <i32>JsonKind.Bool;
     if (this.skipWord("null")) return <i32>JsonKind.Null;
     return -1;
@@ -71,21 +72,16 @@ class Scanner {
   }
 
   skipDigits(): bool {
-    const c = this.at(this.pos);
-    if (c < 0x30 || c > 0x39) return false;
-    while (true) {
-      const d = this.at(this.pos);
-      if (d < 0x30 || d > 0x39) return true;
-      this.pos++;
-    }
+    if (!isAsciiDigit(this.at(this.pos))) return false;
+    while (isAsciiDigit(this.at(this.pos))) this.pos++;
+    return true;
   }
 
   skipNumber(): bool {
     if (this.at(this.pos) == 0x2d) this.pos++;
     if (this.at(this.pos) == 0x30) {
       this.pos++;
-      const d = this.at(this.pos);
-      if (d >= 0x30 && d <= 0x39) return false; // leading zero
+      if (isAsciiDigit(this.at(this.pos))) return false; // leading zero
     } else if (!this.skipDigits()) {
       return false;
     }
@@ -114,11 +110,11 @@ class Scanner {
       if (c == BACKSLASH) {
         const e = this.at(i + 1);
         if (e == 0x75) {
-          for (let k = 2; k < 6; k++) if (!isHex(this.at(i + k))) return false;
+          for (let k = 2; k < 6; k++) if (hexDigitValue(this.at(i + k)) < 0) return false;
           i += 6;
           continue;
         }
-        if (!isSimpleEscape(e)) return false;
+        if (!isJsonSimpleEscape(e)) return false;
         i += 2;
         continue;
       }
@@ -170,14 +166,6 @@ class Scanner {
   }
 }
 
-function isHex(c: i32): bool {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-}
-
-function isSimpleEscape(c: i32): bool {
-  return c == 0x22 || c == 0x5c || c == 0x2f || c == 0x62 || c == 0x66 || c == 0x6e || c == 0x72 || c == 0x74;
-}
-
 // The root value of a valid JSON document (whitespace around it allowed), or null.
 export function scanJson(bytes: Uint8Array): JsonSpan | null {
   if (!isValidUtf8(bytes)) return null;
@@ -201,7 +189,10 @@ export function jsonStringText(bytes: Uint8Array, span: JsonSpan): string {
       break;
     }
   }
-  if (!escaped) return String.UTF8.decode(bytes.buffer.slice(bytes.byteOffset + span.start + 1, bytes.byteOffset + span.end - 1));
+  if (!escaped)
+    return String.UTF8.decode(
+      bytes.buffer.slice(bytes.byteOffset + span.start + 1, bytes.byteOffset + span.end - 1),
+    );
   // Rare: let the full parser unescape this one literal.
   const parsed = parseJson(bytes.subarray(span.start, span.end)).value;
   if (parsed === null) return "";
@@ -218,7 +209,7 @@ function arrayIndex(segment: string): i32 {
   let n = 0;
   for (let i = 0; i < segment.length; i++) {
     const c = segment.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return -1;
+    if (!isAsciiDigit(c)) return -1;
     n = n * 10 + (c - 0x30);
   }
   return n;
@@ -344,7 +335,12 @@ function splice(source: Uint8Array, from: i32, to: i32, insert: Uint8Array): Uin
 // objects) after the last member of the deepest existing object, leaving every other byte as it
 // was; "" replaces the root value. null when the root is not an object, the path is malformed, or
 // it crosses a scalar or a missing array element.
-export function setJsonPath(bytes: Uint8Array, root: JsonSpan, path: string, valueJson: string): Uint8Array | null {
+export function setJsonPath(
+  bytes: Uint8Array,
+  root: JsonSpan,
+  path: string,
+  valueJson: string,
+): Uint8Array | null {
   if (root.kind != JsonKind.Object) return null;
   if (path.length == 0) return splice(bytes, root.start, root.end, encodeUtf8(valueJson));
   const segments = splitPath(path);

@@ -7,8 +7,8 @@
 import { ROOT_ID } from "./constants";
 import { decodeEntry, encodeEntry, expiryFor } from "./entry";
 import { OpError, storeFailure } from "./errors";
-import { WasmResult } from "./host/abi";
-import { getSharedData, setSharedData, SharedDataEntry } from "./host/calls";
+import { WasmResult } from "./hostcalls/abi";
+import { getSharedData, setSharedData, SharedDataEntry } from "./hostcalls/calls";
 
 const MAX_CAS_ATTEMPTS = 32;
 
@@ -74,7 +74,9 @@ export function writeLocalEntry(
       const decoded = decodeEntry(current.value);
       if (decoded !== null && decoded.isLiveAt(nowMs)) return null;
     }
-    const result = setSharedData(storeKey, encoded, present ? current.cas : 0);
+    let cas: u32 = 0; // absent: an unconditional first write
+    if (present) cas = current.cas;
+    const result = setSharedData(storeKey, encoded, cas);
     if (result == WasmResult.Ok) return null;
     if (result != WasmResult.CasMismatch) return writeFailure(result);
   }

@@ -5,8 +5,8 @@
 // per VM (envoy-host.md §9), so each worker defines its own, lazily, and caches the id.
 import { ROOT_ID } from "./constants";
 import { Operation, OperationType, Policy } from "./model";
-import { MetricType } from "./host/abi";
-import { defineMetric, incrementMetric } from "./host/calls";
+import { MetricType } from "./hostcalls/abi";
+import { defineMetric, incrementMetric } from "./hostcalls/calls";
 
 export const RESULT_HIT = "hit";
 export const RESULT_MISS = "miss";

@@ -1,6 +1,21 @@
 // The parsed, validated plugin configuration. Produced by config.ts (pure), consumed by the
-// request path. Plain classes: no host calls here.
+// request path. Plain classes: no host calls here. The defaults are the schema's
+// (schema/plugin-config.schema.json, through generated/schema_constants.ts).
+import {
+  DEFAULT_CACHE_TTL,
+  DEFAULT_ON_ERROR_CONTINUE,
+  DEFAULT_OVERRIDE,
+  DEFAULT_POLICY,
+  DEFAULT_SERVICE_AUTHORITY,
+  DEFAULT_SERVICE_CLUSTER,
+  DEFAULT_SERVICE_PATH_PREFIX,
+  DEFAULT_SERVICE_TIMEOUT_MS,
+  DEFAULT_SERVICE_TOKEN,
+  DEFAULT_TTL,
+} from "./generated/schema_constants";
 
+// Each enum's values are in the order of the schema's enum (generated/schema_constants.ts
+// POLICY_VALUES and the like): a name's index there is its value here.
 export enum Policy {
   Local = 0,
   Cluster = 1,
@@ -49,18 +64,18 @@ export class Destination {
 }
 
 export class Operation {
-  policy: Policy = Policy.Local;
+  policy: Policy = <Policy>DEFAULT_POLICY;
   kvmName: string = "";
   operationType: OperationType = OperationType.Get;
   // One fragment for key_source_type/key_source_name; several for `key` (joined with "__").
   key: Source[] = [];
   value: Source | null = null; // put only
   output: Destination | null = null; // get only
-  ttlSeconds: u32 = 0; // put; 0 = never expires
-  override: bool = true; // put; false = keep an existing unexpired value
+  ttlSeconds: u32 = DEFAULT_TTL; // put; 0 = never expires
+  override: bool = DEFAULT_OVERRIDE; // put; false = keep an existing unexpired value
   defaultValue: string | null = null; // get; written on a miss
-  cacheTtlSeconds: u32 = 0; // cluster get read cache
-  onErrorContinue: bool = false;
+  cacheTtlSeconds: u32 = DEFAULT_CACHE_TTL; // cluster get read cache
+  onErrorContinue: bool = DEFAULT_ON_ERROR_CONTINUE;
   // Where this operation sits in the configuration, e.g. `operations[2]` or
   // `routes["orders"][0]`; "" for the single-operation (Kong) shape.
   path: string = "";
@@ -68,11 +83,11 @@ export class Operation {
 
 // The `kvm_service` block: how the `cluster` policy reaches the KVM service.
 export class KvmService {
-  cluster: string = "kvm_service"; // Envoy cluster name of the KVM service
-  authority: string = "kvm-service"; // :authority of callouts
-  pathPrefix: string = "/v1"; // prefix of the data-plane API paths
-  timeoutMs: u32 = 1000; // callout timeout (0 is not allowed: Envoy would wait forever)
-  token: string = ""; // bearer token sent as Authorization; "" = none
+  cluster: string = DEFAULT_SERVICE_CLUSTER; // Envoy cluster name of the KVM service
+  authority: string = DEFAULT_SERVICE_AUTHORITY; // :authority of callouts
+  pathPrefix: string = DEFAULT_SERVICE_PATH_PREFIX; // prefix of the data-plane API paths
+  timeoutMs: u32 = DEFAULT_SERVICE_TIMEOUT_MS; // callout timeout (0 is not allowed: Envoy would wait forever)
+  token: string = DEFAULT_SERVICE_TOKEN; // bearer token sent as Authorization; "" = none
 }
 
 export class RouteOperations {

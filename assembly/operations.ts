@@ -1,11 +1,12 @@
 // Runs one configured operation against the request. Returns the metric result
 // (hit, miss, ok) or an error; never throws.
 import { DestinationType, Operation, OperationType, Policy, SourceType } from "./model";
-import { badRequest, MAX_KEY_BYTES, MAX_VALUE_BYTES, OpError } from "./errors";
+import { badRequest, OpError } from "./errors";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./limits";
 import { RequestState, sourceLabel } from "./request";
 import { deleteLocalEntry, readLocalEntry, writeLocalEntry } from "./local_store";
 import { RESULT_HIT, RESULT_MISS, RESULT_OK } from "./metrics";
-import { nowMs } from "./host/calls";
+import { nowMs } from "./hostcalls/calls";
 
 export class OperationOutcome {
   constructor(
@@ -35,7 +36,10 @@ function composeKey(op: Operation, state: RequestState): KeyResult {
   for (let i = 0; i < op.key.length; i++) {
     const fragment = state.readSource(op.key[i]);
     if (fragment === null) {
-      return new KeyResult(null, badRequest("missing_key", "key input " + sourceLabel(op.key[i]) + " is missing"));
+      return new KeyResult(
+        null,
+        badRequest("missing_key", "key input " + sourceLabel(op.key[i]) + " is missing"),
+      );
     }
     if (i > 0) size += separator.byteLength;
     size += fragment.byteLength;
@@ -45,7 +49,10 @@ function composeKey(op: Operation, state: RequestState): KeyResult {
   if (size > MAX_KEY_BYTES) {
     return new KeyResult(
       null,
-      badRequest("key_too_large", "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed"),
+      badRequest(
+        "key_too_long",
+        "the key is " + size.toString() + " bytes; at most " + MAX_KEY_BYTES.toString() + " are allowed",
+      ),
     );
   }
   const key = new ArrayBuffer(size);
@@ -73,7 +80,11 @@ export function needsBody(op: Operation): bool {
 export function runOperation(op: Operation, state: RequestState): OperationOutcome {
   if (op.policy == Policy.Cluster) {
     return failed(
-      new OpError(503, "policy_unavailable", "the cluster policy is not available in this build of the filter"),
+      new OpError(
+        503,
+        "policy_unavailable",
+        "the cluster policy is not available in this build of the filter",
+      ),
     );
   }
   const keyResult = composeKey(op, state);
@@ -110,7 +121,11 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
       return failed(
         badRequest(
           "value_too_large",
-          "the value is " + value.byteLength.toString() + " bytes; at most " + MAX_VALUE_BYTES.toString() + " are allowed",
+          "the value is " +
+            value.byteLength.toString() +
+            " bytes; at most " +
+            MAX_VALUE_BYTES.toString() +
+            " are allowed",
         ),
       );
     }

@@ -1,13 +1,7 @@
 // Query strings of the request `:path`. Envoy hands the module the raw path (request.query is
 // not decoded either, envoy-host.md §6), so decoding and encoding live here. Works on bytes:
 // a decoded value may be any byte sequence.
-
-function hexValue(c: u8): i32 {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  return -1;
-}
+import { hexDigitValue, isUrlUnreserved } from "./chars";
 
 // application/x-www-form-urlencoded decoding: '+' is a space, %XX a byte; a malformed escape
 // is kept as it is (browsers and Envoy's own Utility::PercentEncoding do the same).
@@ -21,8 +15,8 @@ export function decodeQueryComponent(bytes: Uint8Array, start: i32, end: i32): U
       out[n++] = 0x20;
       i++;
     } else if (c == 0x25 && i + 2 < end) {
-      const hi = hexValue(bytes[i + 1]);
-      const lo = hexValue(bytes[i + 2]);
+      const hi = hexDigitValue(bytes[i + 1]);
+      const lo = hexDigitValue(bytes[i + 2]);
       if (hi < 0 || lo < 0) {
         out[n++] = c;
         i++;
@@ -38,29 +32,17 @@ export function decodeQueryComponent(bytes: Uint8Array, start: i32, end: i32): U
   return out.slice(0, n);
 }
 
-function isUnreserved(c: u8): bool {
-  return (
-    (c >= 0x30 && c <= 0x39) ||
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x61 && c <= 0x7a) ||
-    c == 0x2d ||
-    c == 0x2e ||
-    c == 0x5f ||
-    c == 0x7e
-  );
-}
-
 const HEX = "0123456789ABCDEF";
 
 // Percent-encodes every byte outside RFC 3986's unreserved set.
 export function encodeQueryComponent(bytes: Uint8Array): Uint8Array {
   let size = 0;
-  for (let i = 0; i < bytes.length; i++) size += isUnreserved(bytes[i]) ? 1 : 3;
+  for (let i = 0; i < bytes.length; i++) size += isUrlUnreserved(bytes[i]) ? 1 : 3;
   const out = new Uint8Array(size);
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
-    if (isUnreserved(c)) {
+    if (isUrlUnreserved(c)) {
       out[n++] = c;
     } else {
       out[n++] = 0x25;
@@ -89,7 +71,8 @@ function queryBounds(path: Uint8Array): i32 {
 
 function queryEnd(path: Uint8Array): i32 {
   const hash = indexOfByte(path, 0x23, 0, path.length);
-  return hash < 0 ? path.length : hash;
+  if (hash < 0) return path.length;
+  return hash;
 }
 
 // The decoded value of the first parameter named `name` (compared after decoding), or null.
@@ -103,8 +86,9 @@ export function getQueryParam(path: Uint8Array, name: Uint8Array): Uint8Array | 
     let amp = indexOfByte(path, 0x26, i, end);
     if (amp < 0) amp = end;
     if (amp > i) {
-      let eq = indexOfByte(path, 0x3d, i, amp);
-      const nameEnd = eq < 0 ? amp : eq;
+      const eq = indexOfByte(path, 0x3d, i, amp);
+      let nameEnd = amp;
+      if (eq >= 0) nameEnd = eq;
       if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
         if (eq < 0) return new Uint8Array(0);
         return decodeQueryComponent(path, eq + 1, amp);
@@ -130,7 +114,11 @@ function concat(parts: Uint8Array[]): Uint8Array {
 // A new path whose query has `name` set to `value`: the first parameter of that name is
 // replaced in place and later duplicates are dropped; otherwise it is appended.
 export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Array): Uint8Array {
-  const pair = concat([encodeQueryComponent(name), Uint8Array.wrap(String.UTF8.encode("=")), encodeQueryComponent(value)]);
+  const pair = concat([
+    encodeQueryComponent(name),
+    Uint8Array.wrap(String.UTF8.encode("=")),
+    encodeQueryComponent(value),
+  ]);
   const q = queryBounds(path);
   const end = queryEnd(path);
   const fragment = path.slice(end);
@@ -145,7 +133,8 @@ export function setQueryParam(path: Uint8Array, name: Uint8Array, value: Uint8Ar
     if (amp < 0) amp = end;
     if (amp > i) {
       const eq = indexOfByte(path, 0x3d, i, amp);
-      const nameEnd = eq < 0 ? amp : eq;
+      let nameEnd = amp;
+      if (eq >= 0) nameEnd = eq;
       if (bytesEqual(decodeQueryComponent(path, i, nameEnd), name)) {
         if (!replaced) {
           kept.push(pair);

@@ -5,9 +5,10 @@ import { badRequest, OpError } from "./errors";
 import { JsonKind, jsonQuote } from "./json";
 import { JsonSpan, findJsonPath, jsonStringBytes, scanJson, setJsonPath } from "./json_scan";
 import { decodeUtf8 } from "./utf8";
+import { isHeaderValueControl } from "./chars";
 import { getQueryParam, setQueryParam } from "./query";
-import { BufferType, MapType, WasmResult } from "./host/abi";
-import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./host/calls";
+import { BufferType, MapType, WasmResult } from "./hostcalls/abi";
+import { getHeader, getProperty, replaceHeader, setBufferBytes, setProperty } from "./hostcalls/calls";
 
 function bytesOf(s: string): ArrayBuffer {
   return String.UTF8.encode(s);
@@ -23,8 +24,7 @@ function sliceBuffer(view: Uint8Array, start: i32, end: i32): ArrayBuffer {
 function validHeaderValue(value: ArrayBuffer): bool {
   const base = changetype<usize>(value);
   for (let i = 0; i < value.byteLength; i++) {
-    const c = load<u8>(base + i);
-    if ((c < 0x20 && c != 0x09) || c == 0x7f) return false;
+    if (isHeaderValueControl(load<u8>(base + i))) return false;
   }
   return true;
 }
@@ -128,8 +128,15 @@ export class RequestState {
       case DestinationType.Query: {
         const path = getHeader(MapType.RequestHeaders, ":path");
         if (path === null) return badRequest("invalid_request", "the request has no :path");
-        const updated = setQueryParam(Uint8Array.wrap(path), Uint8Array.wrap(bytesOf(destination.name)), Uint8Array.wrap(value));
-        return hostWrite(replaceHeader(MapType.RequestHeaders, ":path", sliceBuffer(updated, 0, updated.length)), "query");
+        const updated = setQueryParam(
+          Uint8Array.wrap(path),
+          Uint8Array.wrap(bytesOf(destination.name)),
+          Uint8Array.wrap(value),
+        );
+        return hostWrite(
+          replaceHeader(MapType.RequestHeaders, ":path", sliceBuffer(updated, 0, updated.length)),
+          "query",
+        );
       }
       case DestinationType.Body:
         return this.writeBody(destination.name, value);
@@ -167,11 +174,17 @@ export class RequestState {
     }
     const root = this.bodyJson();
     if (root === null || root.kind != JsonKind.Object) {
-      return badRequest("invalid_body", "the request body is not a JSON object; cannot set field \"" + path + '"');
+      return badRequest(
+        "invalid_body",
+        'the request body is not a JSON object; cannot set field "' + path + '"',
+      );
     }
     const text = decodeUtf8(Uint8Array.wrap(value));
     if (text === null) {
-      return badRequest("invalid_value", "the value is not UTF-8 text; cannot put it into JSON field \"" + path + '"');
+      return badRequest(
+        "invalid_value",
+        'the value is not UTF-8 text; cannot put it into JSON field "' + path + '"',
+      );
     }
     const updated = setJsonPath(body, root, path, jsonQuote(text));
     if (updated === null) {
@@ -216,10 +229,17 @@ export class RequestState {
 }
 
 function headerValueError(name: string): OpError {
-  return badRequest("invalid_value", 'the value cannot be sent in header "' + name + '": it contains control characters');
+  return badRequest(
+    "invalid_value",
+    'the value cannot be sent in header "' + name + '": it contains control characters',
+  );
 }
 
 function hostWrite(result: WasmResult, what: string): OpError | null {
   if (result == WasmResult.Ok) return null;
-  return new OpError(500, "write_failed", "Envoy refused the " + what + " write (result " + result.toString() + ")");
+  return new OpError(
+    500,
+    "write_failed",
+    "Envoy refused the " + what + " write (result " + result.toString() + ")",
+  );
 }

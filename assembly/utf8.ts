@@ -5,6 +5,8 @@
 // everything that turns bytes into a string goes through isValidUtf8 first; the std decoder is
 // only used on input this module has already validated.
 
+import { isHighSurrogate, isLowSurrogate } from "./chars";
+
 // Returns the length of the well-formed UTF-8 sequence starting at `i`, or 0 when the bytes there
 // are not one (Unicode 15, table 3-7 "Well-Formed UTF-8 Byte Sequences").
 function sequenceLength(bytes: Uint8Array, i: i32): i32 {
@@ -63,40 +65,52 @@ export function firstInvalidUtf8(bytes: Uint8Array): i32 {
 export function decodeUtf8(bytes: Uint8Array): string | null {
   if (!isValidUtf8(bytes)) return null;
   const n = bytes.length;
-  // Validated above, so every lead byte is followed by its continuation bytes. Decoded here rather
-  // than with String.UTF8.decodeUnsafe, whose shrinking __renew rtrace flags in AssemblyScript 0.17.
+  // Decoded here rather than with String.UTF8.decodeUnsafe, whose shrinking __renew rtrace flags in
+  // AssemblyScript 0.17. A four-byte sequence is two UTF-16 code units, any other one.
   let units = 0;
   for (let i = 0; i < n; i++) {
     const b = <u32>unchecked(bytes[i]);
     if ((b & 0xc0) != 0x80) units += b >= 0xf0 ? 2 : 1;
   }
   const out = new Uint16Array(units);
-  let o = 0;
-  let i = 0;
-  while (i < n) {
-    const b0 = <u32>unchecked(bytes[i]);
+  decodeUtf8Into(bytes, 0, n, out, 0);
+  return String.UTF16.decode(out.buffer);
+}
+
+// The one UTF-8 decoder: decodes already-validated UTF-8 in [start, end) into `out` from index `o`
+// and returns the index after the last unit written. `out` needs at most `end - start` units from
+// `o` (no sequence decodes to more code units than it has bytes).
+export function decodeUtf8Into(bytes: Uint8Array, start: i32, end: i32, out: Uint16Array, o: i32): i32 {
+  let i = start;
+  while (i < end) {
+    const b0 = <u32>bytes[i];
     if (b0 < 0x80) {
       out[o++] = <u16>b0;
       i += 1;
-    } else if (b0 < 0xe0) {
-      out[o++] = <u16>(((b0 & 0x1f) << 6) | (<u32>bytes[i + 1] & 0x3f));
+    } else if (b0 < 0xe0 && i + 1 < end) {
+      out[o++] = <u16>(((b0 & 0x1f) << 6) | ((<u32>bytes[i + 1]) & 0x3f));
       i += 2;
-    } else if (b0 < 0xf0) {
-      out[o++] = <u16>(((b0 & 0x0f) << 12) | ((<u32>bytes[i + 1] & 0x3f) << 6) | (<u32>bytes[i + 2] & 0x3f));
+    } else if (b0 < 0xf0 && i + 2 < end) {
+      out[o++] = <u16>(
+        (((b0 & 0x0f) << 12) | (((<u32>bytes[i + 1]) & 0x3f) << 6) | ((<u32>bytes[i + 2]) & 0x3f))
+      );
       i += 3;
-    } else {
+    } else if (i + 3 < end) {
       const cp =
         ((b0 & 0x07) << 18) |
-        ((<u32>bytes[i + 1] & 0x3f) << 12) |
-        ((<u32>bytes[i + 2] & 0x3f) << 6) |
-        (<u32>bytes[i + 3] & 0x3f);
+        (((<u32>bytes[i + 1]) & 0x3f) << 12) |
+        (((<u32>bytes[i + 2]) & 0x3f) << 6) |
+        ((<u32>bytes[i + 3]) & 0x3f);
       const v = cp - 0x10000;
       out[o++] = <u16>(0xd800 | (v >> 10));
       out[o++] = <u16>(0xdc00 | (v & 0x3ff));
       i += 4;
+    } else {
+      // Only reachable if the caller skipped validation; stop instead of reading past `end`.
+      break;
     }
   }
-  return String.UTF16.decode(out.buffer);
+  return o;
 }
 
 // UTF-8 bytes of `s`. A lone surrogate (possible in an AssemblyScript string, never in UTF-8)
@@ -123,14 +137,14 @@ export function encodeUtf8(s: string): Uint8Array {
       out[o++] = <u8>(0xc0 | (c >> 6));
       out[o++] = <u8>(0x80 | (c & 0x3f));
     } else if (isSurrogatePairAt(s, i)) {
-      const cp = 0x10000 + (((c & 0x3ff) << 10) | (<u32>s.charCodeAt(i + 1) & 0x3ff));
+      const cp = 0x10000 + (((c & 0x3ff) << 10) | ((<u32>s.charCodeAt(i + 1)) & 0x3ff));
       out[o++] = <u8>(0xf0 | (cp >> 18));
       out[o++] = <u8>(0x80 | ((cp >> 12) & 0x3f));
       out[o++] = <u8>(0x80 | ((cp >> 6) & 0x3f));
       out[o++] = <u8>(0x80 | (cp & 0x3f));
       i++;
     } else {
-      if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+      if (isHighSurrogate(c) || isLowSurrogate(c)) c = 0xfffd;
       out[o++] = <u8>(0xe0 | (c >> 12));
       out[o++] = <u8>(0x80 | ((c >> 6) & 0x3f));
       out[o++] = <u8>(0x80 | (c & 0x3f));
@@ -141,7 +155,5 @@ export function encodeUtf8(s: string): Uint8Array {
 
 function isSurrogatePairAt(s: string, i: i32): bool {
   if (i + 1 >= s.length) return false;
-  const hi = s.charCodeAt(i);
-  const lo = s.charCodeAt(i + 1);
-  return hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff;
+  return isHighSurrogate(s.charCodeAt(i)) && isLowSurrogate(s.charCodeAt(i + 1));
 }

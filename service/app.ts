@@ -10,20 +10,14 @@ import { KvmRepository } from "./repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, requireBearer } from "./auth.ts";
-import { createMetrics, type ServiceMetrics } from "./metrics.ts";
+import { createMetrics } from "./metrics.ts";
 import { ExpiryPurger } from "./purge.ts";
 import { migrationStatus, schemaProblem } from "./migrate.ts";
+import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
 import { adminRoutes } from "./routes/admin.ts";
 
 export const SERVICE_VERSION = "0.1.0";
-
-export interface AppContext {
-  config: ServiceConfig;
-  pool: pg.Pool;
-  repository: KvmRepository;
-  metrics: ServiceMetrics;
-}
 
 export interface BuildOptions {
   config: ServiceConfig;

@@ -1,44 +1,160 @@
-// A small client for the admin API, used by `envoy-kvm kvm …`. Node's global fetch; no extra dependency.
+// A typed client for the admin API, used by `envoy-kvm kvm …`. Node's global fetch; no extra dependency.
+// Response types come from the route schemas (routes/schemas.ts), so client and service can not drift apart.
+import type { Static } from "typebox";
 import { percentEncodeBytes } from "./keys.ts";
+import type {
+  BulkEntrySchema,
+  DeleteMapResultSchema,
+  EntryListSchema,
+  EntrySchema,
+  ExportPageSchema,
+  ImportResultSchema,
+  MapListSchema,
+  PutEntryResultSchema,
+} from "./routes/schemas.ts";
+
+export type Entry = Static<typeof EntrySchema>;
+export type BulkEntry = Static<typeof BulkEntrySchema>;
+export type ImportResult = Static<typeof ImportResultSchema>;
+export type MapSummary = Static<typeof MapListSchema>["kvms"][number];
+export type PutResult = Static<typeof PutEntryResultSchema> & { created: boolean };
 
 export class ServiceError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Whether the request carried a bearer token (a 401 without one wants the token configured). */
+    readonly tokenSent = true,
   ) {
     super(message);
   }
 }
 
-export interface BulkEntry {
-  name?: string;
-  name_base64?: string;
-  value?: string;
-  value_base64?: string;
-  expires_at?: number | null;
+/** A base URL the client can not use; the message says how to write it. */
+export class BaseUrlError extends Error {}
+
+/** The service's base URL, refused with a one-line fix when it has no http:// or https:// scheme. */
+export function parseBaseUrl(raw: string): URL {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = null;
+  }
+  if (url !== null && (url.protocol === "http:" || url.protocol === "https:")) return url;
+  // "localhost:8081" parses as a URL whose scheme is "localhost:": that is a missing scheme, not a URL.
+  if (/^[^/:@\s]+:\d+(\/.*)?$/.test(raw) || (url === null && !/^[a-z][a-z0-9+.-]*:/i.test(raw))) {
+    return fail(`--url ${raw} has no scheme: write http://${raw}`);
+  }
+  return fail(`--url ${raw} is not an http:// or https:// URL, e.g. http://127.0.0.1:8081`);
 }
 
-export interface ImportResult {
-  received: number;
-  created: number;
-  replaced: number;
-  skipped: number;
-  expired: number;
-  duplicates: number;
+function fail(message: string): never {
+  throw new BaseUrlError(message);
 }
+
+export interface PutOptions {
+  /** Seconds; 0 = never expires. */
+  ttlSeconds?: number;
+  /** Create only: 412 when the entry exists. */
+  ifAbsent?: boolean;
+  /** Compare-and-set against this version. */
+  ifVersion?: string;
+}
+
+/** Listings ask for the largest page the service allows. */
+const PAGE_SIZE = 1000;
 
 export class AdminClient {
-  constructor(
-    private readonly baseUrl: string,
-    private readonly token: string | undefined,
-  ) {}
+  private readonly baseUrl: URL;
 
-  static entryPath(kvm: string, key: Buffer): string {
-    return `/admin/v1/kvms/${encodeURIComponent(kvm)}/entries/${percentEncodeBytes(key)}`;
+  constructor(
+    baseUrl: string,
+    private readonly token: string | undefined,
+  ) {
+    this.baseUrl = parseBaseUrl(baseUrl);
   }
 
-  async request(
+  static entryPath(kvm: string, key: Buffer): string {
+    return `${AdminClient.mapPath(kvm)}/entries/${percentEncodeBytes(key)}`;
+  }
+
+  static mapPath(kvm: string): string {
+    return `/admin/v1/kvms/${encodeURIComponent(kvm)}`;
+  }
+
+  async getEntry(kvm: string, key: Buffer): Promise<Entry> {
+    return this.json<Entry>("GET", AdminClient.entryPath(kvm, key));
+  }
+
+  async putEntry(kvm: string, key: Buffer, value: Buffer, options: PutOptions = {}): Promise<PutResult> {
+    const headers: Record<string, string> = {};
+    if (options.ifAbsent === true) headers["if-none-match"] = "*";
+    if (options.ifVersion !== undefined) headers["if-match"] = `"${options.ifVersion}"`;
+    const body = {
+      value_base64: value.toString("base64"),
+      ...(options.ttlSeconds === undefined ? {} : { ttl: options.ttlSeconds }),
+    };
+    const res = await this.request("PUT", AdminClient.entryPath(kvm, key), body, headers);
+    const written = (await res.json()) as Static<typeof PutEntryResultSchema>;
+    return { ...written, created: res.status === 201 };
+  }
+
+  async deleteEntry(kvm: string, key: Buffer): Promise<void> {
+    await this.request("DELETE", AdminClient.entryPath(kvm, key));
+  }
+
+  /** Deletes a whole map; returns how many live entries it held. */
+  async deleteMap(kvm: string): Promise<number> {
+    const res = await this.json<Static<typeof DeleteMapResultSchema>>("DELETE", AdminClient.mapPath(kvm));
+    return res.deleted;
+  }
+
+  /** Every map holding live entries, by name, page after page. */
+  async *listMaps(): AsyncGenerator<MapSummary> {
+    let token = "";
+    do {
+      const page = await this.json<Static<typeof MapListSchema>>("GET", `/admin/v1/kvms?${pageQuery(token)}`);
+      yield* page.kvms;
+      token = page.next_page_token ?? "";
+    } while (token !== "");
+  }
+
+  /** A map's live entries in key order (optionally under a UTF-8 prefix), page after page. */
+  async *listEntries(kvm: string, prefix?: string): AsyncGenerator<Entry> {
+    let token = "";
+    do {
+      const page = await this.json<Static<typeof EntryListSchema>>(
+        "GET",
+        `${AdminClient.mapPath(kvm)}/entries?${pageQuery(token, prefix)}`,
+      );
+      yield* page.entries;
+      token = page.next_page_token ?? "";
+    } while (token !== "");
+  }
+
+  /** A map's entries in the apigeecli file shape, page after page. */
+  async *exportEntries(kvm: string, prefix?: string): AsyncGenerator<BulkEntry> {
+    let token = "";
+    do {
+      const page = await this.json<Static<typeof ExportPageSchema>>(
+        "GET",
+        `${AdminClient.mapPath(kvm)}/export?${pageQuery(token, prefix)}`,
+      );
+      yield* page.keyValueEntries;
+      token = page.nextPageToken;
+    } while (token !== "");
+  }
+
+  /** One import batch: one transaction on the service, all or nothing. */
+  async importBatch(kvm: string, entries: BulkEntry[], mode: "upsert" | "insert"): Promise<ImportResult> {
+    return this.json<ImportResult>("POST", `${AdminClient.mapPath(kvm)}/import?mode=${mode}`, {
+      keyValueEntries: entries,
+    });
+  }
+
+  private async request(
     method: string,
     path: string,
     body?: unknown,
@@ -74,13 +190,21 @@ export class AdminClient {
         res.status,
         parsed.error ?? String(res.status),
         parsed.message ?? res.statusText,
+        this.token !== undefined,
       );
     }
     return res;
   }
 
-  async json<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
-    const res = await this.request(method, path, body, headers);
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
     return (res.status === 204 ? {} : await res.json()) as T;
   }
+}
+
+function pageQuery(token: string, prefix?: string): URLSearchParams {
+  const query = new URLSearchParams({ page_size: String(PAGE_SIZE) });
+  if (token !== "") query.set("page_token", token);
+  if (prefix !== undefined) query.set("prefix", prefix);
+  return query;
 }

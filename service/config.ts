@@ -128,8 +128,28 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/**
+ * node-postgres reads anything else relative to a dummy URL, so a typo such as "notaurl" would surface later as
+ * "getaddrinfo ENOTFOUND base". The value is not quoted back: it may hold a password.
+ */
+function databaseUrlOf(env: Env): string | null {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === "") return null;
+  // A socket folder ("/var/run/postgresql dbname") or a URL with one of the schemes node-postgres reads.
+  if (raw.startsWith("/")) return raw;
+  // As pg-connection-string reads it: spaces and stray '%' encoded, an empty host ("user@/db?host=…") allowed.
+  const encoded = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(raw)
+    ? encodeURI(raw).replace(/%25(\d\d)/g, "%$1")
+    : raw;
+  const parses = URL.canParse(encoded) || URL.canParse(encoded.replace("@/", "@___DUMMY___/"));
+  if (/^(postgres|postgresql|socket):\/\/\S/i.test(raw) && parses) return raw;
+  throw new ConfigError(
+    "DATABASE_URL is not a valid PostgreSQL URL: write it as postgres://user:password@host:5432/database",
+  );
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
-  const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== "" ? env.DATABASE_URL : null;
+  const databaseUrl = databaseUrlOf(env);
   const dataTokens = tokens(env, "KVM_DATA_TOKENS");
   const adminTokens = tokens(env, "KVM_ADMIN_TOKENS");
   const insecureExplicit = flag(env, "KVM_INSECURE");

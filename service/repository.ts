@@ -88,10 +88,6 @@ export async function appliedMigrationNames(db: Queryable, table: string): Promi
 export class KvmRepository {
   constructor(private readonly pool: pg.Pool) {}
 
-  async ping(): Promise<void> {
-    await this.pool.query("SELECT 1");
-  }
-
   async getEntry(kvm: string, key: Buffer): Promise<StoredEntry | null> {
     const res = await this.pool.query<EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`,

@@ -2,7 +2,31 @@
 // filter and the JSON Schema), plus what only the parsed model shows: defaults, lower-cased header
 // names, operation paths.
 import { parseConfig } from "../config";
-import { DestinationType, OperationType, PluginConfig, Policy, SourceType } from "../model";
+import {
+  DestinationType,
+  KvmService,
+  Operation,
+  OperationType,
+  PluginConfig,
+  Policy,
+  SourceType,
+} from "../model";
+import {
+  DEFAULT_CACHE_TTL,
+  DEFAULT_ON_ERROR_CONTINUE,
+  DEFAULT_OVERRIDE,
+  DEFAULT_POLICY,
+  DEFAULT_SERVICE_AUTHORITY,
+  DEFAULT_SERVICE_CLUSTER,
+  DEFAULT_SERVICE_PATH_PREFIX,
+  DEFAULT_SERVICE_TIMEOUT_MS,
+  DEFAULT_SERVICE_TOKEN,
+  DEFAULT_TTL,
+  DESTINATION_TYPE_VALUES,
+  OPERATION_TYPE_VALUES,
+  POLICY_VALUES,
+  SOURCE_TYPE_VALUES,
+} from "../generated/schema_constants";
 import { encodeUtf8 } from "../utf8";
 
 const GET =
@@ -27,9 +51,13 @@ function configOf(text: string): PluginConfig {
 describe("parseConfig: the document", () => {
   it("rejects empty text, broken JSON and non-objects", () => {
     expect(errorOf(" \n\t")).toBe("configuration: is empty; expected a JSON object");
-    expect(errorOf('{"kvm_name":')).toBe("configuration: not valid JSON (unexpected end of input at byte 12)");
+    expect(errorOf('{"kvm_name":')).toBe(
+      "configuration: not valid JSON (unexpected end of input at byte 12)",
+    );
     expect(errorOf("[]")).toBe("configuration: must be a JSON object");
-    expect(errorOf('{"operations":[]}')).toBe('configuration: has no operations (give "operations" or "routes")');
+    expect(errorOf('{"operations":[]}')).toBe(
+      'configuration: has no operations (give "operations" or "routes")',
+    );
   });
 
   it("rejects invalid UTF-8 as invalid JSON", () => {
@@ -146,5 +174,44 @@ describe("parseConfig: the list shape", () => {
     const config = configOf('{"operations":[{' + GET + ',"kvm_name":"second"}]}');
     expect(config.operations[0].kvmName).toBe("second");
     expect(configOf('{"routes":{"r":5,"r":[{' + GET + "}]}}").routes.length).toBe(1);
+  });
+});
+
+describe("the model and the schema's constants", () => {
+  it("takes its defaults from the generated constants", () => {
+    const op = new Operation();
+    expect(op.policy).toBe(<Policy>DEFAULT_POLICY);
+    expect(op.ttlSeconds).toBe(DEFAULT_TTL);
+    expect(op.override).toBe(DEFAULT_OVERRIDE);
+    expect(op.cacheTtlSeconds).toBe(DEFAULT_CACHE_TTL);
+    expect(op.onErrorContinue).toBe(DEFAULT_ON_ERROR_CONTINUE);
+    const service = new KvmService();
+    expect(service.cluster).toBe(DEFAULT_SERVICE_CLUSTER);
+    expect(service.authority).toBe(DEFAULT_SERVICE_AUTHORITY);
+    expect(service.pathPrefix).toBe(DEFAULT_SERVICE_PATH_PREFIX);
+    expect(service.timeoutMs).toBe(DEFAULT_SERVICE_TIMEOUT_MS);
+    expect(service.token).toBe(DEFAULT_SERVICE_TOKEN);
+  });
+
+  it("numbers each enum as the schema orders its values", () => {
+    expect(POLICY_VALUES[Policy.Local]).toBe("local");
+    expect(POLICY_VALUES[Policy.Cluster]).toBe("cluster");
+    expect(POLICY_VALUES.length).toBe(2);
+    expect(OPERATION_TYPE_VALUES[OperationType.Get]).toBe("get");
+    expect(OPERATION_TYPE_VALUES[OperationType.Put]).toBe("put");
+    expect(OPERATION_TYPE_VALUES[OperationType.Delete]).toBe("delete");
+    expect(OPERATION_TYPE_VALUES.length).toBe(3);
+    expect(SOURCE_TYPE_VALUES[SourceType.Header]).toBe("header");
+    expect(SOURCE_TYPE_VALUES[SourceType.Query]).toBe("query");
+    expect(SOURCE_TYPE_VALUES[SourceType.Body]).toBe("body");
+    expect(SOURCE_TYPE_VALUES[SourceType.SharedContext]).toBe("shared_context");
+    expect(SOURCE_TYPE_VALUES[SourceType.Literal]).toBe("literal");
+    expect(SOURCE_TYPE_VALUES.length).toBe(5);
+    expect(DESTINATION_TYPE_VALUES[DestinationType.Header]).toBe("header");
+    expect(DESTINATION_TYPE_VALUES[DestinationType.Query]).toBe("query");
+    expect(DESTINATION_TYPE_VALUES[DestinationType.Body]).toBe("body");
+    expect(DESTINATION_TYPE_VALUES[DestinationType.SharedContext]).toBe("shared_context");
+    expect(DESTINATION_TYPE_VALUES[DestinationType.ResponseHeader]).toBe("response_header");
+    expect(DESTINATION_TYPE_VALUES.length).toBe(5);
   });
 });

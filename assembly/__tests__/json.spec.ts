@@ -1,5 +1,6 @@
-import { JsonKind, JsonValue, jsonQuote, parseJson, MAX_JSON_DEPTH } from "../json";
-import { decodeUtf8, encodeUtf8 } from "../utf8";
+import { JsonKind, JsonValue, jsonQuote, parseJson } from "../json";
+import { MAX_JSON_DEPTH } from "../limits";
+import { encodeUtf8 } from "../utf8";
 
 function parse(text: string): JsonValue {
   const result = parseJson(encodeUtf8(text));

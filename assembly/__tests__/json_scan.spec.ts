@@ -62,7 +62,7 @@ const DOCUMENTS: string[] = [
   "tru",
   '{"a":tRue}',
   '{"a":1 "b":2}',
-  '{,}',
+  "{,}",
   "[1 2]",
 ];
 
@@ -137,7 +137,9 @@ describe("setJsonPath", () => {
   });
 
   it("creates nested objects below the deepest existing object", () => {
-    expect(setPath('{"user":{"id":1}}', "user.profile.name", '"n"')).toBe('{"user":{"id":1,"profile":{"name":"n"}}}');
+    expect(setPath('{"user":{"id":1}}', "user.profile.name", '"n"')).toBe(
+      '{"user":{"id":1,"profile":{"name":"n"}}}',
+    );
     expect(setPath("{}", "a.b.c", "1")).toBe('{"a":{"b":{"c":1}}}');
     expect(setPath("{}", 'we"ird', "1")).toBe('{"we\\"ird":1}');
   });

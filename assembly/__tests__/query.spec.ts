@@ -53,7 +53,9 @@ describe("setQueryParam", () => {
     expect(text(setQueryParam(bytes("/p"), bytes("k"), bytes("a b")))).toBe("/p?k=a%20b");
   });
   it("replaces the first occurrence in place and drops duplicates", () => {
-    expect(text(setQueryParam(bytes("/p?x=1&k=old&y=2&k=again"), bytes("k"), bytes("new")))).toBe("/p?x=1&k=new&y=2");
+    expect(text(setQueryParam(bytes("/p?x=1&k=old&y=2&k=again"), bytes("k"), bytes("new")))).toBe(
+      "/p?x=1&k=new&y=2",
+    );
   });
   it("appends when the name is not there and keeps the fragment", () => {
     expect(text(setQueryParam(bytes("/p?x=1#frag"), bytes("k"), bytes("v")))).toBe("/p?x=1&k=v#frag");

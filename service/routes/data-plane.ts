@@ -1,12 +1,14 @@
 // The API the filter's `cluster` policy calls: raw value bodies and plain headers, cheap to build and parse
 // from AssemblyScript. GET → 200 value | 404; PUT → 201 created | 200 replaced | 412; DELETE → 204 | 412.
 import type { FastifyInstance } from "fastify";
-import { Type } from "@sinclair/typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
 import { HttpError } from "../errors.ts";
 import { keyFromRequest } from "../keys.ts";
+import type { AppContext } from "../context.ts";
 import { etag, matchesVersion, parseCondition, parseTtlSeconds } from "./conditions.ts";
-import { ErrorSchema, KvmParams } from "./schemas.ts";
-import type { AppContext } from "../app.ts";
+import { writeEntry } from "./entry-write.ts";
+import { EntryParams, ErrorSchema, IfMatchHeader, IfNoneMatchHeader, NoBody, RawBytes } from "./schemas.ts";
 
 export const ENTRY_ROUTE = "/v1/kvms/:kvm/entries/:key";
 
@@ -16,8 +18,9 @@ const entryHeaders = {
   "x-kvm-expires-at": { type: "string", description: "Expiry, Unix milliseconds (expiring entries only)" },
 };
 
-export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): Promise<void> {
   const { repository, metrics, config } = ctx;
+  const app = plane.withTypeProvider<TypeBoxTypeProvider>();
 
   // Values are opaque bytes whatever the caller labels them: every content type (and none) is read as a raw
   // Buffer, capped at the value limit. The parsers are replaced only inside this plugin's scope.
@@ -41,35 +44,28 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
     }
   });
 
-  const params = KvmParams(Type.String({ description: "Percent-encoded key bytes (1–512 bytes decoded)" }));
-
   app.get(
     ENTRY_ROUTE,
     {
       schema: {
         summary: "Read an entry (raw value body)",
         tags: ["data plane"],
-        params,
+        params: EntryParams,
+        headers: Type.Object({
+          "if-none-match": Type.Optional(
+            Type.String({ description: 'Versions the caller holds ("42", W/"42", *): 304 when current' }),
+          ),
+        }),
         response: {
-          200: {
-            description: "The raw value",
-            headers: entryHeaders,
-            type: "string",
-            format: "binary",
-          },
-          304: {
-            description: "If-None-Match names the current version: the caller's copy is current",
-            headers: entryHeaders,
-            type: "null",
-          },
+          200: RawBytes("The raw value", entryHeaders),
+          304: NoBody("If-None-Match names the current version: the caller's copy is current", entryHeaders),
           404: ErrorSchema,
         },
       },
     },
     async (request, reply) => {
-      const { kvm } = request.params as { kvm: string };
       const key = keyFromRequest(request);
-      const entry = await repository.getEntry(kvm, key);
+      const entry = await repository.getEntry(request.params.kvm, key);
       if (entry === null) {
         metrics.operations.inc({ operation: "get", result: "miss" });
         throw new HttpError(404, "not_found", "no such entry (absent or expired)");
@@ -95,19 +91,17 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
       schema: {
         summary: "Write an entry (raw value body, any content type)",
         tags: ["data plane"],
-        params,
+        params: EntryParams,
         headers: Type.Object({
           "x-kvm-ttl": Type.Optional(
             Type.String({ description: "Time to live in seconds; 0 or absent = never" }),
           ),
-          "if-match": Type.Optional(
-            Type.String({ description: '"*" = only if present; "<version>" = compare-and-set' }),
-          ),
-          "if-none-match": Type.Optional(Type.String({ description: '"*" = only if absent' })),
+          ...IfMatchHeader,
+          ...IfNoneMatchHeader,
         }),
         response: {
-          200: { description: "Replaced", headers: entryHeaders, type: "null" },
-          201: { description: "Created", headers: entryHeaders, type: "null" },
+          200: NoBody("Replaced", entryHeaders),
+          201: NoBody("Created", entryHeaders),
           400: ErrorSchema,
           412: ErrorSchema,
           413: ErrorSchema,
@@ -115,26 +109,18 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
       },
     },
     async (request, reply) => {
-      const { kvm } = request.params as { kvm: string };
       const key = keyFromRequest(request);
       const condition = parseCondition(request.headers);
-      const ttl = parseTtlSeconds(request.headers["x-kvm-ttl"]);
-      const body = request.body;
-      const value = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-      const result = await repository.putEntry(kvm, key, value, ttl, condition);
-      metrics.operations.inc({ operation: "put", result: result.outcome });
-      if (result.outcome === "precondition_failed") {
-        throw new HttpError(
-          412,
-          "precondition_failed",
-          condition.kind === "absent"
-            ? "the entry already exists"
-            : "the entry is absent or has another version",
-        );
-      }
-      reply.header("etag", etag(result.version));
-      if (result.expiresAt !== null) reply.header("x-kvm-expires-at", String(result.expiresAt));
-      return reply.code(result.outcome === "created" ? 201 : 200).send();
+      const ttlSeconds = parseTtlSeconds(request.headers["x-kvm-ttl"]);
+      const value = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const { status } = await writeEntry(ctx, reply, {
+        kvm: request.params.kvm,
+        key,
+        value,
+        ttlSeconds,
+        condition,
+      });
+      return reply.code(status).send();
     },
   );
 
@@ -144,20 +130,15 @@ export async function dataPlaneRoutes(app: FastifyInstance, ctx: AppContext): Pr
       schema: {
         summary: "Delete an entry (204 also when absent)",
         tags: ["data plane"],
-        params,
-        headers: Type.Object({
-          "if-match": Type.Optional(
-            Type.String({ description: '"*" or "<version>": delete only if it matches' }),
-          ),
-        }),
-        response: { 204: { description: "Deleted or absent", type: "null" }, 412: ErrorSchema },
+        params: EntryParams,
+        headers: Type.Object(IfMatchHeader),
+        response: { 204: NoBody("Deleted or absent"), 412: ErrorSchema },
       },
     },
     async (request, reply) => {
-      const { kvm } = request.params as { kvm: string };
       const key = keyFromRequest(request);
       const condition = parseCondition(request.headers, false);
-      const outcome = await repository.deleteEntry(kvm, key, condition);
+      const outcome = await repository.deleteEntry(request.params.kvm, key, condition);
       metrics.operations.inc({ operation: "delete", result: outcome });
       if (outcome === "precondition_failed") {
         throw new HttpError(412, "precondition_failed", "the entry is absent or has another version");

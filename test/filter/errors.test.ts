@@ -112,7 +112,7 @@ describe("failed operations", () => {
       body: "v",
     });
     assert.equal(longKey.status, 400);
-    assert.equal(longKey.json().error, "key_too_large");
+    assert.equal(longKey.json().error, "key_too_long");
     const okKey = await send(plugin.worker(), { path: "/", headers: [["x-k", "k".repeat(512)]], body: "v" });
     assert.equal(okKey.status, 200);
     const big = await send(plugin.worker(), {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { batches } from "../../service/cli.ts";
+import { batches } from "../../service/cli/bulk.ts";
 import { embeddedPostgresUnavailable, freePort } from "../../service/embedded-postgres.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers.ts";
 
@@ -164,6 +164,46 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("put --ttl 0 is accepted and means never expires", async () => {
+    const res = await kvm(["put", "ttl0", "k", "v", "--ttl", "0"]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^created version \d+\n$/);
+    const listed = await kvm(["list", "ttl0", "--json"]);
+    assert.equal(JSON.parse(listed.stdout).expires_at, null);
+    await sql("DELETE FROM kvm_data WHERE kvm_name = 'ttl0'");
+  });
+
+  test("a missing token names the variable and the flag that supply it", async () => {
+    // Unset, or set but empty.
+    for (const env of [{}, { KVM_ADMIN_TOKEN: "" }]) {
+      const res = await runCli(["kvm", "--url", service.url, "list"], env);
+      assert.equal(res.code, 1);
+      assert.equal(
+        res.stderr,
+        "envoy-kvm: the service wants an admin token: set KVM_ADMIN_TOKEN or pass --token <token> (401 unauthorized)\n",
+      );
+    }
+  });
+
+  test("an import file that is not JSON is named in the error", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const file = path.join(dir, "tenants.json");
+      writeFileSync(file, "name,value\nacme,gold\n");
+      const res = await kvm(["import", "tenants", file]);
+      assert.equal(res.code, 1);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `^envoy-kvm: ${file.replace(/[.\\/]/g, "\\$&")} is not JSON( \\(at character \\d+\\))?; an import file is \\{"keyValueEntries":`,
+        ),
+      );
+      assert.equal(res.stderr.split("\n").length, 2, "one line");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a failed export leaves no file behind, and an earlier export untouched", async () => {
@@ -344,6 +384,34 @@ describe("service and kvm commands", () => {
     } finally {
       await c.end();
     }
+  }
+});
+
+test("a --url without a scheme says to add it", async () => {
+  const res = await runCli(["kvm", "--url", "localhost:8081", "list"]);
+  assert.equal(res.code, 1);
+  assert.equal(
+    res.stderr,
+    "envoy-kvm: --url localhost:8081 has no scheme: write http://localhost:8081 " +
+      "(the --url flag or the KVM_URL variable)\n",
+  );
+  const fromEnv = await runCli(["kvm", "list"], { KVM_URL: "ftp://127.0.0.1:8081" });
+  assert.equal(
+    fromEnv.stderr,
+    "envoy-kvm: --url ftp://127.0.0.1:8081 is not an http:// or https:// URL, e.g. http://127.0.0.1:8081 " +
+      "(the --url flag or the KVM_URL variable)\n",
+  );
+});
+
+test("a DATABASE_URL that is not a URL is reported as such (not as a host lookup failure)", async () => {
+  for (const args of [["migrate", "status"], ["service"]]) {
+    const res = await runCli(args, { DATABASE_URL: "notaurl", KVM_INSECURE: "1", PORT: "0" });
+    assert.equal(res.code, 1, args.join(" "));
+    assert.equal(
+      res.stderr,
+      "envoy-kvm: configuration error: DATABASE_URL is not a valid PostgreSQL URL: " +
+        "write it as postgres://user:password@host:5432/database\n",
+    );
   }
 });
 

@@ -12,6 +12,7 @@ import {
   expectedReferenceDoc,
   type SchemaNode,
 } from "../../scripts/gen-config-reference.ts";
+import { CONSTANTS_PATH, renderConstants, schemaConstants } from "../../scripts/gen-schema-constants.ts";
 
 const schema = JSON.parse(readFileSync(SCHEMA_PATH, "utf8")) as SchemaNode;
 const validate = new Ajv().compile(schema);
@@ -56,31 +57,59 @@ describe("plugin configuration schema", () => {
   });
 
   it("gives the defaults the filter applies", () => {
+    // The filter's model (assembly/model.ts) takes every default from the generated constants
+    // (assembly/__tests__/config.spec.ts checks that), and these are the schema's.
     const operation = schema.definitions?.operation.properties ?? {};
     const service = schema.definitions?.kvmService.properties ?? {};
-    const defaults = {
-      policy: operation.policy.default,
-      override: operation.override.default,
-      ttl: operation.ttl.default,
-      on_error_continue: operation.on_error_continue.default,
-      cluster: service.cluster.default,
-      authority: service.authority.default,
-      path_prefix: service.path_prefix.default,
-      timeout_ms: service.timeout_ms.default,
-    };
-    // assembly/model.ts holds the filter's defaults; read them from its source.
-    const model = readFileSync(new URL("../../assembly/model.ts", import.meta.url), "utf8");
-    const initializer = (field: string) => model.match(new RegExp(`\\b${field}: [\\w | ]+ = ([^;]+);`))?.[1];
-    assert.deepEqual(defaults, {
-      policy: initializer("policy") === "Policy.Local" ? "local" : initializer("policy"),
-      override: JSON.parse(initializer("override") ?? "null"),
-      ttl: JSON.parse(initializer("ttlSeconds") ?? "null"),
-      on_error_continue: JSON.parse(initializer("onErrorContinue") ?? "null"),
-      cluster: JSON.parse(initializer("cluster") ?? "null"),
-      authority: JSON.parse(initializer("authority") ?? "null"),
-      path_prefix: JSON.parse(initializer("pathPrefix") ?? "null"),
-      timeout_ms: JSON.parse(initializer("timeoutMs") ?? "null"),
-    });
+    const generated = new Map(schemaConstants(schema).map((c) => [c.name, c.value]));
+    const policies = operation.policy.enum ?? [];
+    assert.deepEqual(
+      {
+        policy: policies[generated.get("DEFAULT_POLICY") as number],
+        override: generated.get("DEFAULT_OVERRIDE"),
+        ttl: generated.get("DEFAULT_TTL"),
+        cache_ttl: generated.get("DEFAULT_CACHE_TTL"),
+        on_error_continue: generated.get("DEFAULT_ON_ERROR_CONTINUE"),
+        cluster: generated.get("DEFAULT_SERVICE_CLUSTER"),
+        authority: generated.get("DEFAULT_SERVICE_AUTHORITY"),
+        path_prefix: generated.get("DEFAULT_SERVICE_PATH_PREFIX"),
+        timeout_ms: generated.get("DEFAULT_SERVICE_TIMEOUT_MS"),
+        token: generated.get("DEFAULT_SERVICE_TOKEN"),
+      },
+      {
+        policy: operation.policy.default,
+        override: operation.override.default,
+        ttl: operation.ttl.default,
+        cache_ttl: operation.cache_ttl.default,
+        on_error_continue: operation.on_error_continue.default,
+        cluster: service.cluster.default,
+        authority: service.authority.default,
+        path_prefix: service.path_prefix.default,
+        timeout_ms: service.timeout_ms.default,
+        token: service.token.default,
+      },
+    );
+  });
+
+  it("is what assembly/generated/schema_constants.ts holds (the filter's copy is not stale)", async () => {
+    assert.equal(
+      readFileSync(CONSTANTS_PATH, "utf8"),
+      await renderConstants(schema),
+      "run npm run gen:schema",
+    );
+  });
+
+  it("lists the reserved shared-context names once: the filter's list is the schema's", () => {
+    const reserved = (schema.definitions?.sharedContextName as { not?: { enum?: string[] } }).not?.enum;
+    assert.ok(reserved && reserved.length > 0);
+    const generated = schemaConstants(schema).find((c) => c.name === "RESERVED_SHARED_CONTEXT_NAMES");
+    assert.deepEqual(generated?.value, reserved);
+    // No other copy in the filter's sources or the schema's prose.
+    const config = ["config.ts", "config_fields.ts", "config_validator.ts", "config_text.ts"]
+      .map((f) => readFileSync(new URL(`../../assembly/${f}`, import.meta.url), "utf8"))
+      .join("\n");
+    assert.doesNotMatch(config, /"upstream_filter_state"/);
+    assert.doesNotMatch(schema.definitions?.sharedContextName.description ?? "", /upstream_filter_state/);
   });
 
   it("is what the configuration reference in docs/filter.md shows", async () => {

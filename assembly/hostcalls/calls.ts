@@ -63,11 +63,6 @@ export function replaceHeader(map: i32, name: string, value: ArrayBuffer): WasmR
   ) as WasmResult;
 }
 
-export function removeHeader(map: i32, name: string): WasmResult {
-  const key = String.UTF8.encode(name);
-  return imports.proxy_remove_header_map_value(map, changetype<usize>(key), key.byteLength) as WasmResult;
-}
-
 export function getBufferBytes(bufferType: i32, start: u32, length: u32): ArrayBuffer | null {
   resetOut();
   const result = imports.proxy_get_buffer_bytes(bufferType, start, length, outPtr, outSize);
@@ -196,10 +191,6 @@ export function sendLocalResponse(
     // No gRPC status: Envoy takes -1 as "none".
     -1,
   ) as WasmResult;
-}
-
-export function continueRequest(): WasmResult {
-  return imports.proxy_continue_stream(0) as WasmResult;
 }
 
 // Returns the metric id, or u32.MAX_VALUE when the host refused to define it.

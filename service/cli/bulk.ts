@@ -1,0 +1,159 @@
+// `envoy-kvm kvm import | export`: apigeecli files, in batches, with a progress bar on stderr.
+import { createWriteStream, readFileSync, renameSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { Command, InvalidArgumentError, Option } from "commander";
+import cliProgress from "cli-progress";
+import { ServiceError, type AdminClient, type BulkEntry, type ImportResult } from "../client.ts";
+import { positiveInt } from "./args.ts";
+
+/** Keeps each import request well under the service's default 64 MiB body limit, whatever the value sizes. */
+const IMPORT_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** Splits entries into batches of at most `count` entries and about `bytes` of JSON (never an empty batch). */
+export function* batches(entries: BulkEntry[], count: number, bytes: number): Generator<BulkEntry[]> {
+  let batch: BulkEntry[] = [];
+  let size = 0;
+  for (const entry of entries) {
+    const entrySize = JSON.stringify(entry).length;
+    if (batch.length > 0 && (batch.length >= count || size + entrySize > bytes)) {
+      yield batch;
+      batch = [];
+      size = 0;
+    }
+    batch.push(entry);
+    size += entrySize;
+  }
+  if (batch.length > 0) yield batch;
+}
+
+function progressBar(label: string, total: number) {
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} entries`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return bar;
+}
+
+/** The entries of an apigeecli file; errors name the file. */
+export function readBulkFile(file: string): BulkEntry[] {
+  const text = readFileSync(file, "utf8");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    // V8's message quotes the file's text (it could be anything, secrets included): only its position is kept.
+    const position = /at position (\d+)/.exec((err as Error).message);
+    throw new InvalidArgumentError(
+      `${file} is not JSON${position === null ? "" : ` (at character ${position[1]})`}; ` +
+        'an import file is {"keyValueEntries":[{"name":…,"value":…}]}',
+    );
+  }
+  const entries = (parsed as { keyValueEntries?: unknown } | null)?.keyValueEntries;
+  if (!Array.isArray(entries)) {
+    throw new InvalidArgumentError(`${file} has no "keyValueEntries" array (apigeecli file shape)`);
+  }
+  return entries as BulkEntry[];
+}
+
+export function importCommand(client: () => AdminClient): Command {
+  return new Command("import")
+    .argument("<kvm>")
+    .argument("<file>")
+    .description('import an apigeecli file {"keyValueEntries":[{"name","value"}]}, one transaction per batch')
+    .addOption(new Option("--batch-size <n>", "entries per transaction").argParser(positiveInt).default(1000))
+    .addOption(
+      new Option("--mode <mode>", "upsert replaces, insert keeps existing")
+        .choices(["upsert", "insert"])
+        .default("upsert"),
+    )
+    .action(async (name: string, file: string, opts: { batchSize: number; mode: "upsert" | "insert" }) => {
+      const entries = readBulkFile(file);
+      const c = client();
+      const totals = { created: 0, replaced: 0, skipped: 0, expired: 0 };
+      const summary = () =>
+        `${totals.created} created, ${totals.replaced} replaced, ${totals.skipped} skipped, ` +
+        `${totals.expired} already expired`;
+      const bar = progressBar("import", entries.length);
+      let offset = 0;
+      try {
+        for (const batch of batches(entries, opts.batchSize, IMPORT_BATCH_BYTES)) {
+          let result: ImportResult;
+          try {
+            result = await c.importBatch(name, batch, opts.mode);
+          } catch (err) {
+            // Each batch is its own transaction: say which entries landed, and number the failing entry as
+            // in the file, not as in the batch the service saw.
+            const cause =
+              err instanceof ServiceError
+                ? `${err.message.replace(/keyValueEntries\[(\d+)\]/g, (_all, i: string) => `keyValueEntries[${offset + Number(i)}]`)} (${err.status} ${err.code})`
+                : (err as Error).message;
+            throw new Error(
+              `${cause}; entries ${offset}–${offset + batch.length - 1} were not imported, ` +
+                `the ${offset} before them were (${summary()})`,
+            );
+          }
+          for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += result[k];
+          bar.increment(batch.length);
+          offset += batch.length;
+        }
+      } finally {
+        bar.stop();
+      }
+      console.log(`imported ${entries.length} entries: ${summary()}`);
+    });
+}
+
+export function exportCommand(client: () => AdminClient): Command {
+  return new Command("export")
+    .argument("<kvm>")
+    .argument("[file]")
+    .description("export a map as an apigeecli file (stdout without a file)")
+    .option("--prefix <prefix>", "only keys starting with this")
+    .action(async (name: string, file: string | undefined, opts: { prefix?: string }) => {
+      const c = client();
+      // A file is written under a temporary name and renamed when complete: a failed export leaves no
+      // truncated file behind (nor replaces an earlier good one).
+      const partial = file === undefined ? null : `${file}.partial`;
+      const out = partial === null ? process.stdout : createWriteStream(partial);
+      const write = async (text: string) => {
+        if (!out.write(text)) await once(out, "drain");
+      };
+      try {
+        // The map's entry count sizes the progress bar.
+        let total = 0;
+        for await (const m of c.listMaps()) {
+          if (m.name === name) {
+            total = m.entries;
+            break;
+          }
+        }
+        const bar = file === undefined ? null : progressBar("export", total);
+        let count = 0;
+        await write('{"keyValueEntries":[');
+        try {
+          for await (const entry of c.exportEntries(name, opts.prefix)) {
+            await write(`${count === 0 ? "\n" : ",\n"}${JSON.stringify(entry)}`);
+            count++;
+            bar?.setTotal(Math.max(total, count));
+            bar?.update(count);
+          }
+        } finally {
+          bar?.stop();
+        }
+        await write('\n],"nextPageToken":""}\n');
+        if (partial !== null && file !== undefined) {
+          out.end();
+          await once(out, "finish");
+          renameSync(partial, file);
+          console.log(`exported ${count} entries to ${file}`);
+        }
+      } catch (err) {
+        if (partial !== null) {
+          out.destroy();
+          rmSync(partial, { force: true });
+        }
+        throw err;
+      }
+    });
+}

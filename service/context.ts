@@ -1,0 +1,13 @@
+// What the route plugins share, built once by buildApp() (app.ts) and handed to each of them. A module of its
+// own so that routes/* depend on it and not on app.ts, which registers them.
+import type pg from "pg";
+import type { ServiceConfig } from "./config.ts";
+import type { KvmRepository } from "./repository.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+
+export interface AppContext {
+  config: ServiceConfig;
+  pool: pg.Pool;
+  repository: KvmRepository;
+  metrics: ServiceMetrics;
+}
