@@ -93,7 +93,11 @@ export function dispatchCallout(
   return httpCall(service.cluster, names, values, body, service.timeoutMs);
 }
 
-// What came back. status 0: the callback had no headers (the connection broke after the answer
+// CalloutAnswer.status values that are not HTTP statuses.
+export const NO_HEADERS: u32 = 0; // the callback had no headers (proxy_get_status: BrokenConnection)
+export const INVALID_STATUS: u32 = 1; // headers without a usable :status
+
+// What came back. NO_HEADERS: the callback had no headers (the connection broke after the answer
 // started, or the body was over Envoy's 32 MiB); any other status is the answer's :status, Envoy's
 // own 503 (no connection) and 504 (timeout) included.
 export class CalloutAnswer {
@@ -118,11 +122,11 @@ function parseDecimal(bytes: ArrayBuffer, start: i32, end: i32): u64 {
 
 // Inside proxy_on_http_call_response only: the answer's headers and body are readable there alone.
 export function readAnswer(headerCount: u32, bodySize: u32): CalloutAnswer {
-  if (headerCount == 0) return new CalloutAnswer(0, new ArrayBuffer(0), 0);
+  if (headerCount == 0) return new CalloutAnswer(NO_HEADERS, new ArrayBuffer(0), 0);
   const statusBytes = getHeader(MapType.HttpCallResponseHeaders, ":status");
   let status: u64 = 0;
   if (statusBytes !== null) status = parseDecimal(statusBytes, 0, statusBytes.byteLength);
-  if (status > 999) status = 0;
+  if (status < 100 || status > 999) status = 0;
   let body = new ArrayBuffer(0);
   if (bodySize > 0) {
     const read = getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize);
@@ -136,8 +140,8 @@ export function readAnswer(headerCount: u32, bodySize: u32): CalloutAnswer {
       version = parseDecimal(etag, 1, etag.byteLength - 1);
     }
   }
-  // A :status that is missing or not a number is an answer no client can act on: report it as 502-like.
-  if (status == 0) return new CalloutAnswer(1, body, version);
+  // A :status that is missing or not a three-digit number: an answer the operation cannot use.
+  if (status == 0) return new CalloutAnswer(INVALID_STATUS, body, version);
   return new CalloutAnswer(status as u32, body, version);
 }
 
@@ -151,7 +155,7 @@ function startsWithAscii(bytes: ArrayBuffer, prefix: string): bool {
 // never keys, values or tokens.
 export function answerError(service: KvmService, answer: CalloutAnswer): OpError {
   const status = answer.status;
-  if (status == 0) {
+  if (status == NO_HEADERS) {
     return new OpError(
       503,
       "kvm_service_reset",
@@ -180,7 +184,7 @@ export function answerError(service: KvmService, answer: CalloutAnswer): OpError
       "the KVM service refused the token (" + status.toString() + "); check kvm_service.token_env",
     );
   }
-  if (status == 1)
+  if (status == INVALID_STATUS)
     return new OpError(503, "kvm_service_error", "the KVM service answered without a valid :status");
   return new OpError(503, "kvm_service_error", "the KVM service answered " + status.toString());
 }
