@@ -112,6 +112,10 @@ function kvmService(v: Validator, value: JsonValue): KvmService | null {
   const service = new KvmService();
   v.operationBit = ANY;
   if (!v.walk<KvmService>(value, prefix, kvmServiceTable(), service)) return null;
+  if (value.get("token") != null && value.get("token_env") != null) {
+    v.fail(prefix, "give token or token_env, not both");
+    return null;
+  }
   return service;
 }
 

@@ -1,5 +1,6 @@
 // The field tables of the configuration check, one per JSON object, and their checks (see
 // config.ts for the order rules, config_validator.ts for the loop that runs a table).
+import { isAsciiAlphanumeric, isAsciiDigit } from "./chars";
 import { JsonKind, JsonValue } from "./json";
 import { hasLoneSurrogate } from "./utf8";
 import { Destination, DestinationType, KvmService, Operation, OperationType, Policy } from "./model";
@@ -95,6 +96,7 @@ export function kvmServiceTable(): Field<KvmService>[] {
     field<KvmService>("path_prefix", checkPathPrefix),
     field<KvmService>("timeout_ms", checkTimeout),
     field<KvmService>("token", checkToken),
+    field<KvmService>("token_env", checkTokenEnv),
   ];
 }
 
@@ -280,6 +282,26 @@ function checkToken(v: Validator, value: JsonValue, where: string, service: KvmS
   if (!v.isString(value, where)) return false;
   if (!isPrintableAscii(value.stringValue)) return v.fail(where, PRINTABLE);
   service.token = value.stringValue;
+  return true;
+}
+
+// A POSIX-style variable name: a letter or "_", then letters, digits and "_".
+function checkTokenEnv(v: Validator, value: JsonValue, where: string, service: KvmService): bool {
+  if (!v.isString(value, where)) return false;
+  const name = value.stringValue;
+  let valid = name.length > 0 && !isAsciiDigit(name.charCodeAt(0));
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (!isAsciiAlphanumeric(c) && c != 0x5f) valid = false;
+  }
+  if (!valid) {
+    return v.fail(
+      where,
+      'must be an environment variable name (letters, digits, "_"; not starting with a digit)',
+    );
+  }
+  service.tokenEnv = name;
+  service.tokenEnvGiven = true;
   return true;
 }
 

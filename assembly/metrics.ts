@@ -6,7 +6,7 @@
 import { ROOT_ID } from "./constants";
 import { Operation, OperationType, Policy } from "./model";
 import { MetricType } from "./hostcalls/abi";
-import { defineMetric, incrementMetric } from "./hostcalls/calls";
+import { defineMetric, incrementMetric, recordMetric } from "./hostcalls/calls";
 
 export const RESULT_HIT = "hit";
 export const RESULT_MISS = "miss";
@@ -42,12 +42,42 @@ export function counterName(op: Operation, result: string): string {
 
 export function countResult(op: Operation, result: string): void {
   const name = counterName(op, result);
-  let id: u32;
-  if (metricIds.has(name)) {
-    id = metricIds.get(name);
-  } else {
-    id = defineMetric(MetricType.Counter, name);
-    metricIds.set(name, id);
-  }
-  incrementMetric(id, 1);
+  incrementMetric(metricId(MetricType.Counter, name), 1);
+}
+
+// The cluster policy's own counters, same name shape (the "result" part names the event):
+//   cache_hit / cache_miss / cache_revalidated  (gets with cache_ttl)
+//   callout_2xx … callout_5xx, callout_timeout (504), callout_reset (no headers), callout_refused (dispatch)
+// and the callout latency histogram envoy_kvm.cluster.<operation>.callout_ms.<kvm_name>.
+export const CACHE_HIT = "cache_hit";
+export const CACHE_MISS = "cache_miss";
+export const CACHE_REVALIDATED = "cache_revalidated";
+
+export function calloutOutcomeName(status: u32, refused: bool): string {
+  if (refused) return "callout_refused";
+  if (status == 0) return "callout_reset";
+  if (status == 504) return "callout_timeout";
+  if (status >= 200 && status < 300) return "callout_2xx";
+  if (status >= 300 && status < 400) return "callout_3xx";
+  if (status >= 400 && status < 500) return "callout_4xx";
+  if (status >= 500 && status < 600) return "callout_5xx";
+  return "callout_invalid";
+}
+
+// Metric ids are per VM: each is defined once, on first use, and kept.
+function metricId(type: MetricType, name: string): u32 {
+  if (metricIds.has(name)) return metricIds.get(name);
+  const id = defineMetric(type, name);
+  metricIds.set(name, id);
+  return id;
+}
+
+export function countEvent(op: Operation, event: string): void {
+  const name = counterName(op, event);
+  incrementMetric(metricId(MetricType.Counter, name), 1);
+}
+
+export function recordCalloutLatency(op: Operation, ms: u64): void {
+  const name = counterName(op, "callout_ms");
+  recordMetric(metricId(MetricType.Histogram, name), ms);
 }

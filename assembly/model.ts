@@ -12,6 +12,7 @@ import {
   DEFAULT_SERVICE_PATH_PREFIX,
   DEFAULT_SERVICE_TIMEOUT_MS,
   DEFAULT_SERVICE_TOKEN,
+  DEFAULT_SERVICE_TOKEN_ENV,
   DEFAULT_TTL,
 } from "./generated/schema_constants";
 
@@ -91,7 +92,11 @@ export class KvmService {
   authority: string = DEFAULT_SERVICE_AUTHORITY; // :authority of callouts
   pathPrefix: string = DEFAULT_SERVICE_PATH_PREFIX; // prefix of the data-plane API paths
   timeoutMs: u32 = DEFAULT_SERVICE_TIMEOUT_MS; // callout timeout (0 is not allowed: Envoy would wait forever)
-  token: string = DEFAULT_SERVICE_TOKEN; // bearer token sent as Authorization; "" = none
+  token: string = DEFAULT_SERVICE_TOKEN; // bearer token sent as Authorization; "" = see tokenEnv
+  // Environment variable of the VM holding the token (read once, at configuration time).
+  tokenEnv: string = DEFAULT_SERVICE_TOKEN_ENV;
+  // token_env was given: its variable must be set (the default one may be absent).
+  tokenEnvGiven: bool = false;
 }
 
 export class RouteOperations {

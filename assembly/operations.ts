@@ -1,6 +1,6 @@
-// Runs one configured operation against the request. Returns the metric result
-// (hit, miss, ok) or an error; never throws.
-import { DestinationType, Operation, OperationType, Policy, SourceType } from "./model";
+// Running one configured operation against the request: its key, a put's value, a get's delivery,
+// and the `local` policy. Returns the metric result (hit, miss, ok) or an error; never throws.
+import { DestinationType, Operation, OperationType, SourceType } from "./model";
 import { badRequest, OpError } from "./errors";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./limits";
 import { RequestState, sourceLabel } from "./request";
@@ -22,7 +22,7 @@ function failed(error: OpError): OperationOutcome {
 // Apigee composite keys: fragments joined with "__".
 const KEY_SEPARATOR = "__";
 
-class KeyResult {
+export class KeyResult {
   constructor(
     public key: ArrayBuffer | null,
     public error: OpError | null,
@@ -43,7 +43,7 @@ function makesSeparator(fragment: ArrayBuffer): bool {
   return false;
 }
 
-function composeKey(op: Operation, state: RequestState): KeyResult {
+export function composeKey(op: Operation, state: RequestState): KeyResult {
   const parts = new Array<ArrayBuffer>();
   let size = 0;
   const separator = String.UTF8.encode(KEY_SEPARATOR);
@@ -103,16 +103,54 @@ export function needsBody(op: Operation): bool {
   return false;
 }
 
-export function runOperation(op: Operation, state: RequestState): OperationOutcome {
-  if (op.policy == Policy.Cluster) {
-    return failed(
-      new OpError(
-        503,
-        "policy_unavailable",
-        "the cluster policy is not available in this build of the filter",
-      ),
+// A get's result reaches its destination: the value, or on a miss the default_value if any.
+export function deliverGet(op: Operation, state: RequestState, value: ArrayBuffer | null): OperationOutcome {
+  const output = op.output!;
+  if (value !== null) {
+    const writeError = state.writeDestination(output, value);
+    if (writeError !== null) return failed(writeError);
+    return new OperationOutcome(RESULT_HIT, null);
+  }
+  const fallback = op.defaultValue;
+  if (fallback !== null) {
+    const writeError = state.writeDestination(output, String.UTF8.encode(fallback));
+    if (writeError !== null) return failed(writeError);
+  }
+  return new OperationOutcome(RESULT_MISS, null);
+}
+
+export class ValueResult {
+  constructor(
+    public value: ArrayBuffer | null,
+    public error: OpError | null,
+  ) {}
+}
+
+// A put's value from its source, within the size limit shared with the KVM service.
+export function readPutValue(op: Operation, state: RequestState): ValueResult {
+  const valueSource = op.value!;
+  const value = state.readSource(valueSource);
+  if (value === null) {
+    const readError = state.readError;
+    if (readError !== null) return new ValueResult(null, readError);
+    return new ValueResult(
+      null,
+      badRequest("missing_value", "value input " + sourceLabel(valueSource) + " is missing"),
     );
   }
+  if (value.byteLength > MAX_VALUE_BYTES) {
+    const size = value.byteLength.toString();
+    const error = badRequest(
+      "value_too_large",
+      "the value is " + size + " bytes; at most " + MAX_VALUE_BYTES.toString() + " are allowed",
+    );
+    return new ValueResult(null, error);
+  }
+  return new ValueResult(value, null);
+}
+
+// A `local` operation, against Envoy shared data (local_store.ts).
+export function runLocalOperation(op: Operation, state: RequestState): OperationOutcome {
   const keyResult = composeKey(op, state);
   const keyError = keyResult.error;
   if (keyError !== null) return failed(keyError);
@@ -122,42 +160,21 @@ export function runOperation(op: Operation, state: RequestState): OperationOutco
     const read = readLocalEntry(op.kvmName, key, nowMs());
     const readError = read.error;
     if (readError !== null) return failed(readError);
-    const output = op.output!;
-    const value = read.value;
-    if (value !== null) {
-      const writeError = state.writeDestination(output, value);
-      if (writeError !== null) return failed(writeError);
-      return new OperationOutcome(RESULT_HIT, null);
-    }
-    const fallback = op.defaultValue;
-    if (fallback !== null) {
-      const writeError = state.writeDestination(output, String.UTF8.encode(fallback));
-      if (writeError !== null) return failed(writeError);
-    }
-    return new OperationOutcome(RESULT_MISS, null);
+    return deliverGet(op, state, read.value);
   }
 
   if (op.operationType == OperationType.Put) {
-    const valueSource = op.value!;
-    const value = state.readSource(valueSource);
-    if (value === null) {
-      const readError = state.readError;
-      if (readError !== null) return failed(readError);
-      return failed(badRequest("missing_value", "value input " + sourceLabel(valueSource) + " is missing"));
-    }
-    if (value.byteLength > MAX_VALUE_BYTES) {
-      return failed(
-        badRequest(
-          "value_too_large",
-          "the value is " +
-            value.byteLength.toString() +
-            " bytes; at most " +
-            MAX_VALUE_BYTES.toString() +
-            " are allowed",
-        ),
-      );
-    }
-    const writeError = writeLocalEntry(op.kvmName, key, value, op.ttlSeconds, op.override, nowMs());
+    const valueResult = readPutValue(op, state);
+    const valueError = valueResult.error;
+    if (valueError !== null) return failed(valueError);
+    const writeError = writeLocalEntry(
+      op.kvmName,
+      key,
+      valueResult.value!,
+      op.ttlSeconds,
+      op.override,
+      nowMs(),
+    );
     if (writeError !== null) return failed(writeError);
     return new OperationOutcome(RESULT_OK, null);
   }

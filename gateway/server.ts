@@ -13,8 +13,8 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
+  endpointHandler,
   startPlugin,
-  type ClusterAnswer,
   type ClusterHandler,
   type HttpRequest,
   type HttpResult,
@@ -178,25 +178,13 @@ async function route(cluster: ClusterSpec, spec: RouteSpec, up: UpstreamRequest)
   return answer;
 }
 
-// A callout (proxy_http_call) to a cluster, answered the way Envoy's async client reports it.
-function calloutHandler(cluster: ClusterSpec): ClusterHandler {
-  return async ({ headers, body, timeoutMs }): Promise<ClusterAnswer> => {
-    const endpoint = cluster.endpoints[0];
-    if (!endpoint) return "reset";
-    const pseudo = new Map(headers.filter(([k]) => k.startsWith(":")));
-    const plain: [string, string][] = headers.filter(([k]) => !k.startsWith(":"));
-    plain.push(["host", pseudo.get(":authority") ?? ""]);
-    const answer = await forward(
-      endpoint,
-      pseudo.get(":method") ?? "GET",
-      pseudo.get(":path") ?? "/",
-      plain,
-      body,
-      timeoutMs,
-    );
-    if (answer === "timeout" || answer === "reset") return answer;
-    return { headers: [[":status", String(answer.status)], ...answer.headers], body: answer.body };
-  };
+// A callout (proxy_http_call) to a cluster: the host's endpoint handler sends it and reports each
+// failure the way Envoy's async client does (host/upstream.ts). No endpoint: no healthy upstream.
+function calloutHandler(cluster: ClusterSpec): ClusterHandler | null {
+  const endpoint = cluster.endpoints[0];
+  if (!endpoint) return null;
+  const host = endpoint.address.includes(":") ? `[${endpoint.address}]` : endpoint.address;
+  return endpointHandler({ address: `${host}:${endpoint.port}` });
 }
 
 // The next filter sees the request as the previous one let it go, with the filter state it left.
@@ -246,7 +234,7 @@ async function startPlugins(
   options: GatewayOptions,
   log: (line: string) => void,
 ): Promise<Map<string, Plugin>> {
-  const handlers: Record<string, ClusterHandler> = {};
+  const handlers: Record<string, ClusterHandler | null> = {};
   for (const [name, spec] of clusters) handlers[name] = calloutHandler(spec);
   const plugins = new Map<string, Plugin>();
   for (const filter of filters) {

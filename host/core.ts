@@ -5,6 +5,7 @@ import { DEFAULT_BUFFER_LIMIT_BYTES } from "./abi.ts";
 import type { ClusterHandler } from "./callouts.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { SharedData, sharedDataFor } from "./shared-data.ts";
+import { endpointHandler, type ClusterEndpoint } from "./upstream.ts";
 
 export interface PluginOptions {
   /** Path of a .wasm file, its bytes, or a compiled module (then import signatures are not checked). */
@@ -26,8 +27,12 @@ export interface PluginOptions {
   sharedData?: SharedData;
   /** Listener per_connection_buffer_limit_bytes; default 1 MiB. */
   bufferLimitBytes?: number;
-  /** Clusters for proxy_http_call; null = the cluster exists but has no healthy upstream. */
-  clusters?: Record<string, ClusterHandler | null>;
+  /**
+   * Clusters for proxy_http_call by name: a handler (the test answers each callout), an endpoint
+   * `{ address: "host:port" }` (a real HTTP upstream, see upstream.ts), or null (the cluster
+   * exists but has no healthy upstream).
+   */
+  clusters?: Record<string, ClusterHandler | ClusterEndpoint | null>;
   /** vm_config.environment_variables, visible through WASI environ_get. */
   environment?: Record<string, string>;
   /** HTTP connection manager max_request_headers_kb (default 60) and common_http_protocol_options.max_headers_count (default 100): bigger requests get 431 from the codec. */
@@ -111,7 +116,11 @@ export class Core implements PluginCore {
     this.allowOnHeadersStopIteration = opts.allowOnHeadersStopIteration ?? false;
     this.failOpen = opts.failOpen ?? false;
     this.bufferLimitBytes = opts.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
-    this.clusters = opts.clusters ?? {};
+    this.clusters = {};
+    for (const [name, cluster] of Object.entries(opts.clusters ?? {})) {
+      this.clusters[name] =
+        cluster === null || typeof cluster === "function" ? cluster : endpointHandler(cluster);
+    }
     this.environment = opts.environment ?? {};
     this.sharedData = opts.sharedData ?? sharedDataFor(this.vmId);
     this.instrumentation = opts.instrumentation;

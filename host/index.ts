@@ -20,4 +20,5 @@ export { Worker, type HttpContextOptions } from "./worker.ts";
 export { StreamStalledError, StreamResetError } from "./stream.ts";
 export type { HttpRequest, HttpResult, Upstream, UpstreamAnswer, UpstreamRequest } from "./http-message.ts";
 export type { ClusterHandler, ClusterResponse, ClusterAnswer } from "./callouts.ts";
+export { endpointHandler, type ClusterEndpoint } from "./upstream.ts";
 export type { Direction } from "./direction.ts";

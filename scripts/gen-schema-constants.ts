@@ -147,6 +147,11 @@ export function schemaConstants(schema: SchemaNode): SchemaConstant[] {
     },
     { name: "DEFAULT_SERVICE_TOKEN", type: "string", value: text(schema, service("token", "default")) },
     {
+      name: "DEFAULT_SERVICE_TOKEN_ENV",
+      type: "string",
+      value: text(schema, service("token_env", "default")),
+    },
+    {
       name: "RESERVED_SHARED_CONTEXT_NAMES",
       type: "string[]",
       value: strings(schema, ["definitions", "sharedContextName", "not", "enum"]),

@@ -2,7 +2,14 @@
 // Run `npm run gen:schema` after changing the schema.
 
 export const LIST_FIELDS: string[] = ["operations", "routes", "kvm_service"];
-export const KVM_SERVICE_FIELDS: string[] = ["cluster", "authority", "path_prefix", "timeout_ms", "token"];
+export const KVM_SERVICE_FIELDS: string[] = [
+  "cluster",
+  "authority",
+  "path_prefix",
+  "timeout_ms",
+  "token",
+  "token_env",
+];
 export const OPERATION_FIELDS: string[] = [
   "policy",
   "kvm_name",
@@ -54,6 +61,7 @@ export const DEFAULT_SERVICE_AUTHORITY: string = "kvm-service";
 export const DEFAULT_SERVICE_PATH_PREFIX: string = "/v1";
 export const DEFAULT_SERVICE_TIMEOUT_MS: u32 = 1000;
 export const DEFAULT_SERVICE_TOKEN: string = "";
+export const DEFAULT_SERVICE_TOKEN_ENV: string = "KVM_SERVICE_TOKEN";
 // names Envoy answers itself before filter state
 export const RESERVED_SHARED_CONTEXT_NAMES: string[] = [
   "request",

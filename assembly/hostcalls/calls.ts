@@ -3,6 +3,7 @@
 // 0.1.8 wrappers throw on NotFound, which is a trap in Envoy — envoy-host.md §8, §10).
 import * as imports from "@solo-io/proxy-runtime/imports";
 import { free } from "@solo-io/proxy-runtime/malloc";
+import { environ_get, environ_sizes_get } from "bindings/wasi_unstable";
 import { proxy_set_buffer_bytes } from "./imports";
 import { WasmResult, LogLevel, MetricType } from "./abi";
 
@@ -205,4 +206,83 @@ export function defineMetric(type: MetricType, name: string): u32 {
 export function incrementMetric(id: u32, offset: i64): void {
   if (id == u32.MAX_VALUE) return;
   imports.proxy_increment_metric(id, offset);
+}
+
+export class CalloutDispatch {
+  constructor(
+    public result: WasmResult,
+    public token: u32,
+  ) {}
+}
+
+// proxy_http_call (docs/envoy-behaviour.md §4). Envoy makes the call on the root context whatever
+// context is current; the answer comes to the root's proxy_on_http_call_response. An unknown
+// cluster or a missing pseudo-header is BadArgument and no healthy upstream InternalFailure, at
+// dispatch, with no callback ever.
+export function httpCall(
+  cluster: string,
+  headerNames: string[],
+  headerValues: ArrayBuffer[],
+  body: ArrayBuffer,
+  timeoutMs: u32,
+): CalloutDispatch {
+  const upstream = String.UTF8.encode(cluster);
+  const pairs = serializePairs(headerNames, headerValues);
+  const noTrailers = serializePairs([], []);
+  store<u32>(outU64, 0);
+  const result = imports.proxy_http_call(
+    changetype<usize>(upstream),
+    upstream.byteLength,
+    changetype<usize>(pairs),
+    pairs.byteLength,
+    changetype<usize>(body),
+    body.byteLength,
+    changetype<usize>(noTrailers),
+    noTrailers.byteLength,
+    timeoutMs,
+    outU64,
+  ) as WasmResult;
+  return new CalloutDispatch(result, load<u32>(outU64));
+}
+
+// Resumes the request the filter paused (the effective context's, in a callout's answer). Never
+// from the very callback that returns the stop (docs/envoy-behaviour.md §5).
+export function continueRequest(): WasmResult {
+  return imports.proxy_continue_stream(0) as WasmResult;
+}
+
+// BadArgument when the context no longer exists (a stream that ended while its callout was out).
+export function setEffectiveContext(contextId: u32): WasmResult {
+  return imports.proxy_set_effective_context(contextId) as WasmResult;
+}
+
+export function recordMetric(id: u32, value: u64): void {
+  if (id == u32.MAX_VALUE) return;
+  imports.proxy_record_metric(id, value);
+}
+
+// The VM's environment (Envoy: vm_config.environment_variables) through WASI, which Envoy
+// provides to every module. null when the variable is not set.
+export function getEnvironmentVariable(name: string): string | null {
+  store<u32>(outPtr, 0);
+  store<u32>(outSize, 0);
+  if (environ_sizes_get(outPtr, outSize) != 0) return null;
+  const count = load<u32>(outPtr);
+  const size = load<u32>(outSize);
+  if (count == 0) return null;
+  const pointers = new ArrayBuffer(<i32>count * 4);
+  const data = new ArrayBuffer(<i32>size);
+  if (environ_get(changetype<usize>(pointers), changetype<usize>(data)) != 0) return null;
+  const wanted = String.UTF8.encode(name + "=");
+  const base = changetype<usize>(data);
+  const end = base + size;
+  for (let i: u32 = 0; i < count; i++) {
+    const start = load<u32>(changetype<usize>(pointers) + i * 4) as usize;
+    if (start < base || start + wanted.byteLength > end) continue;
+    if (memory.compare(start, changetype<usize>(wanted), wanted.byteLength) != 0) continue;
+    let stop = start + wanted.byteLength;
+    while (stop < end && load<u8>(stop) != 0) stop++;
+    return String.UTF8.decodeUnsafe(start + wanted.byteLength, stop - start - wanted.byteLength);
+  }
+  return null;
 }

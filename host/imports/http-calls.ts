@@ -119,6 +119,13 @@ export function httpCallImports(host: HostApi, calls: HttpCalls): ImportFunction
         return WasmResult.BadArgument;
       }
       if (body.length > 0) headers.replace("content-length", String(body.length));
+      // What the AsyncClient adds before the router sends the request (envoy source/common/http/
+      // async_client_impl.cc AsyncStreamImpl::sendHeaders: x-envoy-internal; no x-forwarded-for,
+      // Context::httpCall sets send_xff false; source/common/router/router.cc
+      // FilterUtility::finalTimeout: the expected timeout, since the AsyncClient's router config
+      // does not suppress Envoy headers).
+      headers.replace("x-envoy-internal", "true");
+      if (u(timeoutMs) > 0) headers.replace("x-envoy-expected-rq-timeout-ms", String(u(timeoutMs)));
       const handler = core.clusters[clusterName];
       if (!handler) return WasmResult.InternalFailure;
       const token = calls.start(root, clusterName, handler, headers, body, u(timeoutMs));

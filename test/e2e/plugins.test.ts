@@ -1,6 +1,7 @@
 // The examples of envoy/plugins/README.md as plain HTTP against a running stack. With GATEWAY_URL
 // (scripts/sandbox-e2e.sh sets it to Envoy) the suite runs against that; without it (`npm test`) it
-// starts the local gateway on envoy/envoy.yaml with an echo upstream. KVM_URL and KVM_ADMIN_TOKEN
+// starts the local gateway on envoy/envoy.yaml with an echo upstream and, unless KVM_URL names one,
+// the KVM service in-process on its own database (test/e2e/helpers.ts). KVM_URL and KVM_ADMIN_TOKEN
 // reach the KVM service's admin API for the cluster examples' set-up.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -10,15 +11,19 @@ import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { loadGatewayConfig } from "../../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../../gateway/server.ts";
+import { startService, type RunningService } from "./helpers.ts";
 
 let gateway = process.env.GATEWAY_URL;
-const kvm = process.env.KVM_URL ?? "http://127.0.0.1:8081";
-// Until the filter's cluster policy lands, a cluster operation answers 503 policy_unavailable.
-const clusterPolicy = "needs the filter's cluster policy (a cluster operation answers 503 today)";
+let kvm = process.env.KVM_URL ?? "http://127.0.0.1:8081";
 
 let local: { echo: Server; gateway: RunningGateway } | null = null;
+let service: RunningService | null = null;
 before(async () => {
   if (gateway !== undefined) return;
+  if (process.env.KVM_URL === undefined) {
+    service = await startService();
+    kvm = `http://${service.address}`;
+  }
   const root = fileURLToPath(new URL("../../", import.meta.url));
   const echo = createEchoServer();
   await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
@@ -35,6 +40,7 @@ before(async () => {
   gateway = running.urls.ingress;
 });
 after(async () => {
+  await service?.close();
   if (local === null) return;
   await local.gateway.stop();
   local.echo.closeAllConnections();
@@ -96,16 +102,12 @@ describe("envoy/plugins examples", () => {
     assert.equal(JSON.parse(missing.text).error, "missing_key");
   });
 
-  it(
-    "kong-backend-timeout.json: the Kong example puts the value in the shared context",
-    { todo: clusterPolicy },
-    async () => {
-      await adminPut("api-settings", "backend-timeout", "30");
-      assert.equal(echoed((await call("/kong/anything")).text, "x-backend-timeout"), "30");
-    },
-  );
+  it("kong-backend-timeout.json: the Kong example puts the value in the shared context", async () => {
+    await adminPut("api-settings", "backend-timeout", "30");
+    assert.equal(echoed((await call("/kong/anything")).text, "x-backend-timeout"), "30");
+  });
 
-  it("feature-flags.json: a per-tenant flag through the cache", { todo: clusterPolicy }, async () => {
+  it("feature-flags.json: a per-tenant flag through the cache", async () => {
     const tenant = `acme-${run}`;
     await adminPut("feature-flags", `${tenant}__checkout-v2`, "on");
     const answer = await call("/checkout", { headers: { "x-tenant": tenant } });
@@ -114,19 +116,15 @@ describe("envoy/plugins examples", () => {
     assert.equal(echoed(other.text, "x-feature-checkout-v2"), "off");
   });
 
-  it(
-    "profiles.json: a JSON body field stored in the KVM service and read back",
-    { todo: clusterPolicy },
-    async () => {
-      const user = { "x-user": `ann-${run}` };
-      const put = await call(`/profiles/ann-${run}`, {
-        method: "PUT",
-        headers: user,
-        body: '{"contact":{"email":"ann@example.com"}}',
-      });
-      assert.equal(put.status, 200, put.text);
-      const read = await call(`/profiles/ann-${run}`, { headers: user });
-      assert.equal(read.headers.get("x-profile-email"), "ann@example.com");
-    },
-  );
+  it("profiles.json: a JSON body field stored in the KVM service and read back", async () => {
+    const user = { "x-user": `ann-${run}` };
+    const put = await call(`/profiles/ann-${run}`, {
+      method: "PUT",
+      headers: user,
+      body: '{"contact":{"email":"ann@example.com"}}',
+    });
+    assert.equal(put.status, 200, put.text);
+    const read = await call(`/profiles/ann-${run}`, { headers: user });
+    assert.equal(read.headers.get("x-profile-email"), "ann@example.com");
+  });
 });

@@ -48,11 +48,15 @@ const ENVOY_ABI_0_2_0 = new Set(
     "proxy_call_foreign_function",
   ].map((name) => `env.${name}`),
 );
+// The environ pair reads the cluster policy's token (kvm_service.token_env); cpp-host registers it
+// for every module (FOR_ALL_WASI_FUNCTIONS in include/proxy-wasm/exports.h).
 const WASI = new Set([
   "wasi_unstable.proc_exit",
   "wasi_unstable.fd_write",
   "wasi_unstable.clock_time_get",
   "wasi_unstable.random_get",
+  "wasi_unstable.environ_sizes_get",
+  "wasi_unstable.environ_get",
 ]);
 
 it("imports only host calls Envoy registers for ABI 0.2.0, and exports the ABI marker", () => {

@@ -284,6 +284,23 @@ export const configCases: ConfigCase[] = [
     config: { kvm_service: { token: "Bearer abc" }, operations: [get] },
     error: `kvm_service.token: ${printable}`,
   },
+  {
+    name: "kvm_service: token_env not a name",
+    config: { kvm_service: { token_env: "KVM-TOKEN" }, operations: [get] },
+    error:
+      'kvm_service.token_env: must be an environment variable name (letters, digits, "_"; not starting with a digit)',
+  },
+  {
+    name: "kvm_service: token_env starting with a digit",
+    config: { kvm_service: { token_env: "1TOKEN" }, operations: [get] },
+    error:
+      'kvm_service.token_env: must be an environment variable name (letters, digits, "_"; not starting with a digit)',
+  },
+  {
+    name: "kvm_service: token and token_env together",
+    config: { kvm_service: { token: "abc", token_env: "KVM_TOKEN" }, operations: [get] },
+    error: "kvm_service: give token or token_env, not both",
+  },
 
   // policy, kvm_name, operation_type.
   {

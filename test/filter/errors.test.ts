@@ -247,23 +247,27 @@ describe("metrics", () => {
   });
 });
 
-describe("cluster policy (callouts not built yet)", () => {
-  it("is accepted, warned about at configuration time, and answers 503 policy_unavailable", async () => {
-    const plugin = await startKvm({
-      operations: [
-        op({ policy: "cluster", operation_type: "delete", key_source_type: "literal", key_source_name: "k" }),
-      ],
-    });
-    assert.ok(
-      plugin
-        .getLogs(3)
-        .some((line) => line.startsWith("operations[0]: policy cluster is not available in this build")),
-      plugin.getLogs(3).join("\n"),
+describe("cluster policy without a cluster in Envoy", () => {
+  it("answers 503 kvm_service_unavailable (the dispatch is refused), counted as an error", async () => {
+    const plugin = await startKvm(
+      {
+        operations: [
+          op({
+            policy: "cluster",
+            operation_type: "delete",
+            key_source_type: "literal",
+            key_source_name: "k",
+          }),
+        ],
+      },
+      { clusters: {} },
     );
     const res = await send(plugin.worker(), { path: "/" });
     assert.equal(res.status, 503);
-    assert.equal(res.json().error, "policy_unavailable");
+    assert.equal(res.json().error, "kvm_service_unavailable");
+    assert.equal(res.json().operation_type, "delete");
     assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.delete.error.settings"), 1);
+    assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.delete.callout_refused.settings"), 1);
   });
 });
 

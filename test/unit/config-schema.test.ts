@@ -75,6 +75,7 @@ describe("plugin configuration schema", () => {
         path_prefix: generated.get("DEFAULT_SERVICE_PATH_PREFIX"),
         timeout_ms: generated.get("DEFAULT_SERVICE_TIMEOUT_MS"),
         token: generated.get("DEFAULT_SERVICE_TOKEN"),
+        token_env: generated.get("DEFAULT_SERVICE_TOKEN_ENV"),
       },
       {
         policy: operation.policy.default,
@@ -87,6 +88,7 @@ describe("plugin configuration schema", () => {
         path_prefix: service.path_prefix.default,
         timeout_ms: service.timeout_ms.default,
         token: service.token.default,
+        token_env: service.token_env.default,
       },
     );
   });
@@ -95,7 +97,10 @@ describe("plugin configuration schema", () => {
     const description = schema.definitions?.operation.properties?.on_error_continue.description ?? "";
     assert.match(description, /nothing is rolled back/);
     assert.match(description, /Apigee/);
-    assert.match(readFileSync(REFERENCE_DOC_PATH, "utf8"), /nothing is rolled back: operations that ran before/);
+    assert.match(
+      readFileSync(REFERENCE_DOC_PATH, "utf8"),
+      /nothing is rolled back: operations that ran before/,
+    );
   });
 
   it("is what assembly/generated/schema_constants.ts holds (the filter's copy is not stale)", async () => {

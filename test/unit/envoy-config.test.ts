@@ -147,6 +147,17 @@ describe("envoy/envoy.yaml", () => {
       kvm_result: "error",
       kvm_name: "x",
     });
+    for (const result of ["cache_hit", "cache_revalidated", "callout_5xx", "callout_timeout", "callout_ms"]) {
+      assert.deepEqual(extract(`wasmcustom.envoy_kvm.cluster.get.${result}.tenant-settings`), {
+        rest: "wasmcustom.envoy_kvm",
+        tags: {
+          kvm_policy: "cluster",
+          kvm_operation: "get",
+          kvm_result: result,
+          kvm_name: "tenant-settings",
+        },
+      });
+    }
     assert.deepEqual(extract("cluster.upstream.upstream_rq_total").tags, {});
     // The bare name (without the namespace Envoy adds) is not what Envoy matches against.
     assert.deepEqual(extract("envoy_kvm.local.get.hit.x").tags, {});
