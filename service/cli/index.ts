@@ -8,6 +8,7 @@ import { migrateCommand } from "./migrate.ts";
 import { TOKEN_VARIABLE, kvmCommand } from "./kvm.ts";
 import { gatewayCommand } from "../../gateway/command.ts";
 import { startCommand } from "../../gateway/stack.ts";
+import { configCommand } from "../../gateway/config-check.ts";
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -21,7 +22,8 @@ export function buildProgram(): Command {
     .addCommand(migrateCommand())
     .addCommand(kvmCommand())
     .addCommand(gatewayCommand())
-    .addCommand(startCommand());
+    .addCommand(startCommand())
+    .addCommand(configCommand());
 }
 
 /** The one line an error prints, saying what to change where the cause is the user's setup. */

@@ -11,9 +11,9 @@ const root = new URL("../../", import.meta.url).pathname;
 const MAX_LINES = 500;
 
 /** Component folders whose .ts files must not import each other in a cycle. */
-const ACYCLIC = ["host", "service"];
+const ACYCLIC = ["host", "service", "gateway"];
 /** Component folders whose source files stay under MAX_LINES. */
-const SHORT_FILES = ["host", "service"];
+const SHORT_FILES = ["host", "service", "gateway"];
 
 describe("source tree", () => {
   for (const folder of ACYCLIC) {
