@@ -5,13 +5,17 @@ import { BaseUrlError, ServiceError } from "../client.ts";
 import { serviceCommand } from "./service.ts";
 import { migrateCommand } from "./migrate.ts";
 import { TOKEN_VARIABLE, kvmCommand } from "./kvm.ts";
+import { configCommand } from "./config.ts";
+import { convertCommand } from "./convert.ts";
 
 export function buildProgram(): Command {
   return new Command("envoy-kvm")
     .description("envoy-kvm: the KVM service, its schema migrations, and an admin client")
     .addCommand(serviceCommand())
     .addCommand(migrateCommand())
-    .addCommand(kvmCommand());
+    .addCommand(kvmCommand())
+    .addCommand(configCommand())
+    .addCommand(convertCommand());
 }
 
 /** The one line an error prints, saying what to change where the cause is the user's setup. */
