@@ -73,14 +73,18 @@ function steps(flow: XmlElement | undefined, phase: "Request" | "Response"): Ste
 export function convertApigee(input: string, opts: { policy: Policy }): Conversion {
   const report = new Report();
   const bundle = readBundle(input);
-  const parsed = parseAll(bundle.files, report);
   const imports: ImportFile[] = [];
   const routes: Record<string, Operation[]> = {};
   const envoyRoutes: EnvoyRoute[] = [];
 
   if (bundle.kind === "policy") {
-    const { file, root } = parsed[0] ?? {};
-    if (root === undefined) return { config: {}, envoyRoutes, imports, report };
+    const file = bundle.files[0];
+    let root: XmlElement;
+    try {
+      root = parseXml(file.text);
+    } catch (err) {
+      throw new Error(`${file.display} is not an Apigee policy: ${(err as Error).message}`);
+    }
     if (root.name !== "KeyValueMapOperations") {
       throw new Error(
         `${file.display} is a <${root.name}>, not a KeyValueMapOperations policy (give the apiproxy folder or bundle)`,
@@ -93,6 +97,7 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
     return { config: { operations: converted.ops }, envoyRoutes, imports, report };
   }
 
+  const parsed = parseAll(bundle.files, report);
   const inFolder = (folder: string) => parsed.filter((p) => p.file.path.startsWith(`apiproxy/${folder}/`));
   const policies = inFolder("policies");
   const descriptor = parsed.find(
