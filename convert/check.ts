@@ -29,7 +29,7 @@ export interface Verdict {
 }
 
 let validator: ((data: unknown) => boolean) & {
-  errors?: { instancePath: string; message?: string }[] | null;
+  errors?: { instancePath: string; keyword: string; message?: string }[] | null;
 };
 let compiled: Promise<WebAssembly.Module> | undefined;
 let vmCounter = 0;
@@ -45,7 +45,12 @@ function schemaErrors(text: string): string[] {
     JSON.parse(readFileSync(SCHEMA_FILE, "utf8")),
   );
   if (validator(value)) return [];
-  return (validator.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`);
+  // The first violation that is not only a combinator (if/then, anyOf, oneOf) reporting its branch failed.
+  const errors = validator.errors ?? [];
+  const first = errors.find((e) => !["if", "anyOf", "oneOf"].includes(e.keyword)) ?? errors[0];
+  return first === undefined
+    ? ["is invalid"]
+    : [`${first.instancePath || "/"} ${first.message ?? "is invalid"}`];
 }
 
 async function filterModule(): Promise<WebAssembly.Module> {

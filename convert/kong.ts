@@ -156,6 +156,15 @@ export function convertKong(
     if (!ok) return null;
     if (opts.policy !== null) op.policy = opts.policy;
     const policy = (op.policy as string | undefined) ?? "local";
+    if (policy === "local" && op.cache_ttl !== undefined) {
+      delete op.cache_ttl;
+      report.add(
+        file,
+        line,
+        "note",
+        `${PLUGIN} on ${scope}: cache_ttl dropped with policy local (no read cache: the filter reads Envoy shared data directly)`,
+      );
+    }
     if (policy === "local" && typeof op.kvm_name === "string" && !localMaps.has(op.kvm_name)) {
       localMaps.add(op.kvm_name);
       report.add(
