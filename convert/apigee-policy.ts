@@ -200,7 +200,17 @@ function cacheTtl(root: XmlElement, ctx: PolicyContext): number {
     }
     return 0;
   }
-  if (el === undefined) return APIGEE_DEFAULT_EXPIRY;
+  if (el === undefined) {
+    if (child(root, "Get") !== undefined) {
+      ctx.report.add(
+        ctx.file,
+        root.line,
+        "note",
+        `no ExpiryTimeInSecs: Apigee's default ${APIGEE_DEFAULT_EXPIRY} s read cache, cache_ttl ${APIGEE_DEFAULT_EXPIRY} on cluster gets`,
+      );
+    }
+    return APIGEE_DEFAULT_EXPIRY;
+  }
   const n = Number(el.text);
   if (!Number.isInteger(n) || n < -1) {
     ctx.report.add(

@@ -24,6 +24,7 @@ interface Parsed {
 }
 
 interface Step {
+  el: XmlElement;
   policy: string;
   line: number;
   condition: XmlElement | undefined;
@@ -64,6 +65,7 @@ function steps(flow: XmlElement | undefined, phase: "Request" | "Response"): Ste
   const list = flow === undefined ? undefined : child(flow, phase);
   if (list === undefined) return [];
   return children(list, "Step").map((s) => ({
+    el: s,
     policy: child(s, "Name")?.text ?? "",
     line: s.line,
     condition: child(s, "Condition"),
@@ -121,6 +123,8 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
     if (converted.imports !== null) imports.push(converted.imports);
   }
 
+  /** Step elements converted or reported by the flow walk; every other KVM step is reported afterwards. */
+  const handled = new Set<XmlElement>();
   /** The operations of the KVM steps in a list (other policies' steps are not ours); conditional steps reported. */
   const opsOf = (list: Step[], file: string, where: string): Operation[] => {
     const ops: Operation[] = [];
@@ -128,6 +132,7 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
       const policy = kvm.get(step.policy);
       if (policy === undefined) continue;
       policy.used = true;
+      handled.add(step.el);
       if (step.condition !== undefined && step.condition.text !== "") {
         report.add(
           file,
@@ -146,6 +151,7 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
       const policy = kvm.get(step.policy);
       if (policy === undefined) continue;
       policy.used = true;
+      handled.add(step.el);
       report.add(
         file,
         step.line,
@@ -178,7 +184,11 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
             "unsupported",
             `flow ${name}: condition not routable (${match.reason}); its KVM steps are not converted`,
           );
-          for (const s of own) if (kvm.has(s.policy)) kvm.get(s.policy)!.used = true;
+          for (const s of own) {
+            if (!kvm.has(s.policy)) continue;
+            kvm.get(s.policy)!.used = true;
+            handled.add(s.el);
+          }
         } else {
           report.add(
             file.display,
@@ -209,22 +219,27 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
     );
   }
 
-  for (const { file, root } of inFolder("targets")) {
-    for (const flowName of ["PreFlow", "PostFlow"]) {
-      for (const phase of ["Request", "Response"] as const) {
-        for (const step of steps(child(root, flowName), phase)) {
-          const policy = kvm.get(step.policy);
-          if (policy === undefined) continue;
-          policy.used = true;
-          report.add(
-            file.display,
-            step.line,
-            "unsupported",
-            `step ${step.policy} in a TargetEndpoint ${flowName}: target flows are not converted`,
-          );
-        }
-      }
+  // KVM steps anywhere else: target endpoint flows, fault rules, PostClientFlow.
+  const leftovers = (el: XmlElement, file: string, context: string[]) => {
+    for (const c of el.children) {
+      const here = [...context, c.attrs.name === undefined ? c.name : `${c.name} ${c.attrs.name}`];
+      if (c.name === "Step" && !handled.has(c)) {
+        const policy = kvm.get(child(c, "Name")?.text ?? "");
+        if (policy === undefined) continue;
+        policy.used = true;
+        report.add(
+          file,
+          c.line,
+          "unsupported",
+          `step ${policy.name} in ${context.join(" / ")}: only proxy endpoint request flows are converted`,
+        );
+      } else leftovers(c, file, here);
     }
+  };
+  for (const { file, root } of [...endpoints, ...inFolder("targets")]) {
+    leftovers(root, file.display, [
+      root.attrs.name === undefined ? root.name : `${root.name} ${root.attrs.name}`,
+    ]);
   }
   for (const p of kvm.values()) {
     if (!p.used && p.ops.length > 0) {

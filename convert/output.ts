@@ -127,6 +127,12 @@ export async function writeConversion(conversion: Conversion, opts: OutputOption
       ? `complete: ${summary}`
       : `incomplete: ${count(unsupported, "element")} not converted (unsupported above); ${summary}`,
   );
+  const all = [...(config.operations ?? []), ...Object.values(config.routes ?? {}).flat()];
+  if (all.some((op) => op.policy === "cluster")) {
+    lines.push(
+      'cluster operations call the KVM service through the Envoy cluster "kvm_service" (kvm_service defaults): define it in envoy.yaml',
+    );
+  }
   let stdout: string | null = null;
   if (!opts.dryRun) {
     if (opts.output !== undefined) {

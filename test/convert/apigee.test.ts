@@ -217,7 +217,8 @@ describe("convert apigee: cluster policy (the default)", () => {
     assert.equal(
       r.stdout,
       `${file}:4: converted: <Put override="true">: put last-order key header x-user ← shared_context order.id, override true\n` +
-        "complete: 1 operation for every request; config check passed\n",
+        "complete: 1 operation for every request; config check passed\n" +
+        'cluster operations call the KVM service through the Envoy cluster "kvm_service" (kvm_service defaults): define it in envoy.yaml\n',
     );
     process.chdir(root);
     assert.deepEqual(convertApigee(file, { policy: "local" }).config, {
@@ -298,6 +299,7 @@ describe("convert apigee: every element without an equivalent is reported with f
         "<Step><Name>F</Name>",
         '<Condition>request.verb = "GET"</Condition></Step><Step><Name>G</Name></Step>',
         "</Request></PreFlow>",
+        '<FaultRules><FaultRule name="quota">\n<Step><Name>G</Name></Step></FaultRule></FaultRules>',
         "<HTTPProxyConnection><BasePath>/odd</BasePath></HTTPProxyConnection>",
         "</ProxyEndpoint>",
       ].join("\n"),
@@ -322,7 +324,8 @@ describe("convert apigee: every element without an equivalent is reported with f
       `${p}/policies/E.xml:2: unsupported: <Value ref="request">: request: an Apigee built-in variable the filter cannot read or write`,
       `${p}/policies/G.xml:2: unsupported: <InitialEntries>: local maps (Envoy shared data) cannot be seeded; use policy cluster and envoy-kvm kvm import`,
       `${p}/proxies/default.xml:5: unsupported: step F in default PreFlow has a <Condition> (request.verb = "GET"): steps run unconditionally in envoy-kvm; not converted`,
-      `${p}/targets/default.xml:2: unsupported: step F in a TargetEndpoint PreFlow: target flows are not converted`,
+      `${p}/proxies/default.xml:8: unsupported: step G in ProxyEndpoint default / FaultRules / FaultRule quota: only proxy endpoint request flows are converted`,
+      `${p}/targets/default.xml:2: unsupported: step F in TargetEndpoint default / PreFlow / Request: only proxy endpoint request flows are converted`,
     ]);
     const cluster = convertApigee(dir, { policy: "cluster" }).report.format();
     assert.ok(
