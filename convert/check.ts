@@ -102,10 +102,15 @@ export interface Located {
  * typed_per_filter_config), or the file itself when it is a plugin configuration JSON.
  */
 export function locateConfigurations(fileText: string): { kind: "json" | "envoy"; found: Located[] } {
-  const trimmed = fileText.trimStart();
-  if (trimmed.startsWith("{") || trimmed.startsWith("[") || trimmed.startsWith('"')) {
-    return { kind: "json", found: [{ line: 1, path: "", text: fileText }] };
+  // JSON is a plugin configuration (judged even when it is not an object); YAML, including flow-style YAML that
+  // only looks like JSON, an envoy.yaml.
+  let json = true;
+  try {
+    JSON.parse(fileText);
+  } catch {
+    json = false;
   }
+  if (json) return { kind: "json", found: [{ line: 1, path: "", text: fileText }] };
   const lines = new LineCounter();
   const doc = parseDocument(fileText, { lineCounter: lines });
   if (doc.errors.length > 0) throw new Error(`not YAML or JSON: ${doc.errors[0].message.split("\n")[0]}`);

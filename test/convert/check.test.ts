@@ -121,6 +121,22 @@ describe("envoy-kvm config check", () => {
     );
   });
 
+  it("flow-style YAML is read as an envoy.yaml, not as a broken JSON configuration", () => {
+    const file = join(scratch, "flow.yaml");
+    const value = JSON.stringify(
+      JSON.stringify({
+        operations: [
+          { kvm_name: "m", operation_type: "delete", key_source_type: "literal", key_source_name: "k" },
+        ],
+      }),
+    );
+    writeFileSync(
+      file,
+      `{ http_filters: [ { typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm,\n  config: { root_id: envoy_kvm, configuration: { "@type": type.googleapis.com/google.protobuf.StringValue, value: ${value} } } } } ] }\n`,
+    );
+    assert.deepEqual(cli(["config", "check", file]), { status: 0, stdout: `${file}:2: ok\n`, stderr: "" });
+  });
+
   it("a YAML file without the envoy-kvm filter, and a file that is neither YAML nor JSON: exit 1", () => {
     const file = join(scratch, "empty.yaml");
     writeFileSync(file, "static_resources: {}\n");

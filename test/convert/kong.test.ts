@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { convertKong } from "../../convert/kong.ts";
 import { checkConfiguration } from "../../convert/check.ts";
-import { cli, gateway, root, seedEntry } from "./support.ts";
+import { cli, gateway, root, routeFor, seedEntry } from "./support.ts";
 
 const SAMPLE = "examples/kong/kong.yaml";
 let scratch: string;
@@ -177,5 +177,65 @@ describe("convert kong: every instance or field without an equivalent is reporte
         `${file}:25: unsupported: key-value-map-operations on consumer c: consumer-scoped plugins have no Envoy equivalent`,
       ],
     );
+  });
+});
+
+describe("convert kong: route matching", () => {
+  it("regex paths, several methods, hosts with wildcards and headers become matches; regex paths rank first", () => {
+    const file = join(scratch, "routing.yaml");
+    const config = "{ kvm_name: m, operation_type: delete, key_source_type: literal, key_source_name: k }";
+    writeFileSync(
+      file,
+      [
+        '_format_version: "3.0"',
+        "services:",
+        "  - name: s",
+        "    url: https://s.internal",
+        "    plugins:",
+        `      - { name: key-value-map-operations, config: ${config} }`,
+        "    routes:",
+        "      - { name: short, paths: [/a] }",
+        "      - { name: long, paths: [/a/b], methods: [GET, HEAD], hosts: ['*.example.com'], headers: { x-version: [v1, v2] } }",
+        "      - { name: re, paths: ['~/a/[0-9]+$'] }",
+        "",
+      ].join("\n"),
+    );
+    const { envoyRoutes } = convertKong(file, { policy: null });
+    assert.deepEqual(
+      envoyRoutes.map((r) => r.name),
+      ["re", "long", "short"],
+    );
+    const take = (method: string, path: string, headers: [string, string][] = []) =>
+      routeFor(envoyRoutes, method, path, headers);
+    assert.equal(take("GET", "/a/12"), "re");
+    assert.equal(
+      take("GET", "/a/b/c", [
+        [":authority", "api.example.com:8443"],
+        ["x-version", "v2"],
+      ]),
+      "long",
+    );
+    assert.equal(
+      take("POST", "/a/b/c", [
+        [":authority", "api.example.com"],
+        ["x-version", "v2"],
+      ]),
+      "short",
+    );
+    assert.equal(
+      take("GET", "/a/b/c", [
+        [":authority", "example.com"],
+        ["x-version", "v2"],
+      ]),
+      "short",
+    );
+    assert.equal(
+      take("GET", "/a/b/c", [
+        [":authority", "api.example.com"],
+        ["x-version", "v3"],
+      ]),
+      "short",
+    );
+    assert.equal(take("GET", "/b"), undefined);
   });
 });
