@@ -195,6 +195,28 @@ describe("convert apigee: cluster policy (the default)", () => {
     assert.match(check.stdout, /orders-envoy\.yaml:\d+: ok\n$/);
   });
 
+  it("--dry-run prints the report and writes nothing", async () => {
+    const { existsSync } = await import("node:fs");
+    const out = join(scratch, "dry.json");
+    const fragment = join(scratch, "dry.yaml");
+    const r = cli([
+      "convert",
+      "apigee",
+      SAMPLE,
+      "--dry-run",
+      "-o",
+      out,
+      "--envoy",
+      fragment,
+      "--import-dir",
+      join(scratch, "dry"),
+    ]);
+    assert.equal(r.status, 2);
+    assert.match(r.stdout, /^incomplete: /m);
+    assert.doesNotMatch(r.stdout, /^wrote /m);
+    assert.equal(existsSync(out) || existsSync(fragment) || existsSync(join(scratch, "dry")), false);
+  });
+
   it("a proxy bundle .zip converts like its folder, its files named inside the zip", () => {
     process.chdir(root);
     const zip = new AdmZip();
