@@ -254,6 +254,13 @@ export function convertKong(
         "converted",
         `route ${route.name}: ${applied.op.operation_type} ${applied.op.kvm_name} (the ${applied.scope} instance, line ${applied.line})`,
       );
+    } else {
+      report.add(
+        file,
+        line,
+        "note",
+        `route ${route.name}: no ${PLUGIN} instance applies; an Envoy route without operations`,
+      );
     }
     const paths = (js(route.node.get("paths", true)) as string[] | null) ?? ["/"];
     const methods = (js(route.node.get("methods", true)) as string[] | null) ?? [];

@@ -169,6 +169,7 @@ describe("convert kong: every instance or field without an equivalent is reporte
     assert.deepEqual(
       lines.filter((l) => !l.includes(": converted: ") && !l.includes("is local:")),
       [
+        `${file}:6: note: route r: no key-value-map-operations instance applies; an Envoy route without operations`,
         `${file}:8: unsupported: route r: snis has no Envoy route-match equivalent here; add it by hand`,
         `${file}:11: unsupported: key-value-map-operations on route r: field ordering has no envoy-kvm equivalent`,
         `${file}:13: note: key-value-map-operations on route r is disabled (enabled: false): not converted, as Kong skips it`,
