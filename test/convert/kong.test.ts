@@ -121,6 +121,19 @@ describe("convert kong: as configured (cluster instances stay cluster)", () => {
   });
 });
 
+describe("convert kong: without -o", () => {
+  it("the configuration goes to stdout and the report to stderr, so the output can be piped", () => {
+    const r = cli(["convert", "kong", SAMPLE, "--policy", "local"]);
+    assert.equal(r.status, 2);
+    assert.deepEqual(JSON.parse(r.stdout), sample("local").config);
+    assert.match(
+      r.stderr,
+      /^incomplete: 1 element not converted \(unsupported above\); 5 operations on 5 routes; config check passed$/m,
+    );
+    assert.doesNotMatch(r.stderr, /kvm_service/, "no cluster operation is left with --policy local");
+  });
+});
+
 describe("convert kong: every instance or field without an equivalent is reported with file:line", () => {
   it("the sample's consumer-scoped instance", () => {
     const lines = sample(null)
