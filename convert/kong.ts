@@ -73,11 +73,39 @@ function reference(node: unknown): string | null {
   return null;
 }
 
+/**
+ * The lua_shared_dict directives a kong.conf adds (`nginx_http_lua_shared_dict = <name> <size>`, several joined
+ * with `;` as Kong injects the value verbatim), with their lines.
+ */
+export function sharedDicts(kongConf: string): { name: string; size: string; line: number }[] {
+  const dicts: { name: string; size: string; line: number }[] = [];
+  kongConf.split("\n").forEach((text, i) => {
+    const m = /^\s*nginx_http_lua_shared_dict\s*=\s*(.*?)\s*(?:#.*)?$/.exec(text);
+    if (m === null) return;
+    for (const part of m[1].split(";")) {
+      const words = part
+        .trim()
+        .replace(/^lua_shared_dict\s+/, "")
+        .split(/\s+/);
+      if (words.length === 2) dicts.push({ name: words[0], size: words[1], line: i + 1 });
+    }
+  });
+  return dicts;
+}
+
 export function convertKong(
   file: string,
-  opts: { policy: Policy | null },
+  opts: { policy: Policy | null; kongConf?: string },
 ): Conversion & { clusters: Record<string, string> } {
   const report = new Report();
+  let dictSizes = "its size is set in kong.conf (--kong-conf reads it)";
+  if (opts.kongConf !== undefined) {
+    const dicts = sharedDicts(readFileSync(opts.kongConf, "utf8"));
+    dictSizes =
+      dicts.length === 0
+        ? `${opts.kongConf} sets no nginx_http_lua_shared_dict, so Kong's defaults apply`
+        : `${opts.kongConf} sets ${dicts.map((d) => `${d.name} ${d.size} (line ${d.line})`).join(", ")}`;
+  }
   const lines = new LineCounter();
   const doc = parseDocument(readFileSync(file, "utf8"), { lineCounter: lines });
   if (doc.errors.length > 0) throw new Error(`${file} is not YAML: ${doc.errors[0].message.split("\n")[0]}`);
@@ -171,7 +199,7 @@ export function convertKong(
         file,
         line,
         "note",
-        `map ${op.kvm_name} is local: Kong keeps it in a lua_shared_dict of fixed size (kong.conf) that evicts least-recently-used entries when full; Envoy shared data (one store per vm_id) has no size cap and no eviction: memory grows with every distinct key`,
+        `map ${op.kvm_name} is local: Kong keeps it in a lua_shared_dict of fixed size that evicts least-recently-used entries when full (${dictSizes}); Envoy shared data (one store per vm_id) has no size cap and no eviction: memory grows with every distinct key`,
       );
     }
     return { op: ordered(op), line, scope };

@@ -9,6 +9,7 @@ interface Flags {
   output?: string;
   envoy?: string;
   importDir?: string;
+  kongConf?: string;
   policy?: Policy;
   upstream: string;
   dryRun?: boolean;
@@ -72,9 +73,10 @@ export function convertCommand(): Command {
     .addOption(
       new Option("--policy <policy>", "override every instance's policy").choices(["local", "cluster"]),
     )
+    .option("--kong-conf <file>", "the kong.conf whose lua_shared_dict sizes the report should name")
     .action(async (file: string, flags: Flags) => {
       const { convertKong } = await import("../../convert/kong.ts");
-      const conversion = convertKong(file, { policy: flags.policy ?? null });
+      const conversion = convertKong(file, { policy: flags.policy ?? null, kongConf: flags.kongConf });
       await emit(conversion, flags, `kong ${file}`, conversion.clusters);
     });
   return convert;

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { convertKong } from "../../convert/kong.ts";
+import { convertKong, sharedDicts } from "../../convert/kong.ts";
 import { checkConfiguration } from "../../convert/check.ts";
 import { cli, gateway, root, routeFor, seedEntry } from "./support.ts";
 
@@ -251,5 +251,25 @@ describe("convert kong: route matching", () => {
       "short",
     );
     assert.equal(take("GET", "/b"), undefined);
+  });
+});
+
+describe("sharedDicts", () => {
+  it("reads nginx_http_lua_shared_dict lines of a kong.conf, several joined with ;", () => {
+    assert.deepEqual(
+      sharedDicts(
+        [
+          "# nginx_http_lua_shared_dict = commented 1m",
+          "nginx_http_lua_shared_dict = kvm 10m",
+          "nginx_http_lua_shared_dict=a 1m; lua_shared_dict b 2m  # two",
+          "nginx_http_other = x 1m",
+        ].join("\n"),
+      ),
+      [
+        { name: "kvm", size: "10m", line: 2 },
+        { name: "a", size: "1m", line: 3 },
+        { name: "b", size: "2m", line: 3 },
+      ],
+    );
   });
 });
