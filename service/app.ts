@@ -9,10 +9,11 @@ import type { ServiceConfig } from "./config.ts";
 import { KvmRepository } from "./repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
-import { TokenSet, requireBearer } from "./auth.ts";
+import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
 import { createMetrics } from "./metrics.ts";
 import { ExpiryPurger } from "./purge.ts";
-import { migrationStatus, schemaProblem } from "./migrate.ts";
+import { DatabaseUnavailableError, checkReadiness } from "./db.ts";
+import { clientErrorHandler, serializeRequest, validatorCompiler } from "./http-input.ts";
 import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -41,12 +42,6 @@ function fastifyErrorCode(err: FastifyError): string {
   }
 }
 
-/** Connection-level PostgreSQL failures (class 08, admin shutdown 57P0x, refused sockets) are 503, not 500. */
-function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && /^(08|57P0|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND)/.test(code);
-}
-
 /**
  * PostgreSQL errors can quote the data they failed on: `detail` ("Failing row contains (…)" for a constraint a
  * DBA added, "Key (kvm_name, key)=(…)"), `where` (bind parameter values, when the server's
@@ -73,13 +68,15 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               paths: ["req.headers.authorization", "body", "value", "*.value"],
               censor: "[redacted]",
             },
-            serializers: { err: serializeError },
+            serializers: { err: serializeError, req: serializeRequest },
             // Tests pass a level and a stream; the protections above still apply.
             ...(typeof options.logger === "object" ? options.logger : {}),
           },
-    // Map names are up to 128 characters (the router's default parameter limit is 100); keys never reach
-    // the router (see rewriteEntryUrl).
-    routerOptions: { maxParamLength: 256 },
+    // Keys never reach the router (see rewriteEntryUrl). Map names are up to 128 characters, but a longer one
+    // must still reach the schema (400 invalid_kvm_name): the router's limit only has to exceed any URL Node
+    // accepts (its header limit is 16 KiB).
+    routerOptions: { maxParamLength: 64 * 1024 },
+    clientErrorHandler,
     rewriteUrl: (req) => rewriteEntryUrl(req.url ?? "/"),
     // Malformed URLs outside entry keys (bad percent-encoding in a map name, …) get the common error shape.
     frameworkErrors: (err, _request, reply) => {
@@ -88,9 +85,21 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
+    // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
+    // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
   });
 
-  const repository = new KvmRepository(pool);
+  app.setValidatorCompiler(validatorCompiler());
+
+  const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });
   const metrics = createMetrics(pool);
   const ctx: AppContext = { config, pool, repository, metrics };
   const dataTokens = new TokenSet(config.dataTokens);
@@ -121,8 +130,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     if (typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: fastifyErrorCode(err), message: err.message });
     }
-    if (isDatabaseUnavailable(err)) {
-      request.log.error({ err }, "database unavailable");
+    if (err instanceof DatabaseUnavailableError) {
+      // The cause is what went wrong (logged without the fields that can quote data, see serializeError).
+      request.log.error({ err: err.cause }, "database unavailable");
       return reply.code(503).send({ error: "unavailable", message: "the database is unavailable" });
     }
     request.log.error({ err }, "request failed");
@@ -195,16 +205,19 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   app.get(
     "/readyz",
     { schema: { summary: "The database is reachable and its schema current", tags: ["ops"], security: [] } },
-    async (_request, reply) => {
-      try {
-        const problem = schemaProblem(await migrationStatus(pool));
-        if (problem !== null) return reply.code(503).send({ error: "schema_outdated", message: problem });
-      } catch (err) {
-        return reply
-          .code(503)
-          .send({ error: "unavailable", message: `database unreachable: ${(err as Error).message}` });
-      }
-      return { status: "ready" };
+    async (request, reply) => {
+      // Bounded like a request's own wait for a connection, so a black-holed database is "not ready" quickly.
+      const readiness = await checkReadiness(pool, config.pgConnectTimeoutMs);
+      if (readiness.ready) return { status: "ready" };
+      // Why it is not ready (addresses, database names, migration names) is for operators: the details need an
+      // admin token; anyone else gets the status.
+      const token = bearerToken(request.headers.authorization);
+      const detailed = token !== null && adminTokens.size > 0 && adminTokens.matches(token);
+      const status =
+        readiness.error === "unavailable"
+          ? "the database is unavailable"
+          : "the database schema is older than this envoy-kvm";
+      return reply.code(503).send({ error: readiness.error, message: detailed ? readiness.detail : status });
     },
   );
 

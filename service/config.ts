@@ -27,6 +27,20 @@ export interface ServiceConfig {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   poolMax: number;
+  /** Opening a PostgreSQL connection, or waiting for a free pooled one, gives up after this (503). */
+  pgConnectTimeoutMs: number;
+  /** statement_timeout of single-entry and data-plane statements; the client waits 1 s longer. */
+  pgStatementTimeoutMs: number;
+  /** statement_timeout of bulk statements (an import batch, the map listing). */
+  pgBulkStatementTimeoutMs: number;
+  /** How long `envoy-kvm service` waits for PostgreSQL at start-up before giving up. */
+  pgStartupTimeoutMs: number;
+  /** A request's headers must arrive within this (slowloris). */
+  httpHeadersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. */
+  httpRequestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  httpKeepAliveTimeoutMs: number;
   logLevel: string;
   embeddedDataDir: string;
   /** null = pick a free port at start. */
@@ -148,6 +162,23 @@ function databaseUrlOf(env: Env): string | null {
   );
 }
 
+function httpTimeouts(env: Env) {
+  const timeouts = {
+    httpHeadersTimeoutMs: integer(env, "KVM_HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    httpRequestTimeoutMs: integer(env, "KVM_HTTP_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    // Above the 60 s idle timeout of common load balancers, so they close first (no request lost to a race).
+    httpKeepAliveTimeoutMs: integer(env, "KVM_HTTP_KEEP_ALIVE_TIMEOUT_MS", 72_000, 100, 3_600_000),
+  };
+  // Node refuses a headers timeout above the request timeout.
+  if (timeouts.httpHeadersTimeoutMs > timeouts.httpRequestTimeoutMs) {
+    throw new ConfigError(
+      `KVM_HTTP_HEADERS_TIMEOUT_MS (${timeouts.httpHeadersTimeoutMs}) must not exceed ` +
+        `KVM_HTTP_REQUEST_TIMEOUT_MS (${timeouts.httpRequestTimeoutMs})`,
+    );
+  }
+  return timeouts;
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
   const databaseUrl = databaseUrlOf(env);
   const dataTokens = tokens(env, "KVM_DATA_TOKENS");
@@ -169,6 +200,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     purgeIntervalMs: integer(env, "KVM_PURGE_INTERVAL_MS", 60_000, 0, 24 * 3600 * 1000),
     purgeBatchSize: integer(env, "KVM_PURGE_BATCH_SIZE", 1000, 1, 100_000),
     poolMax: integer(env, "KVM_PG_POOL_MAX", 10, 1, 1000),
+    pgConnectTimeoutMs: integer(env, "KVM_PG_CONNECT_TIMEOUT_MS", 2000, 100, 600_000),
+    pgStatementTimeoutMs: integer(env, "KVM_PG_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
+    pgBulkStatementTimeoutMs: integer(env, "KVM_PG_BULK_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    pgStartupTimeoutMs: integer(env, "KVM_PG_STARTUP_TIMEOUT_MS", 30_000, 0, 3_600_000),
+    ...httpTimeouts(env),
     logLevel: env.LOG_LEVEL && env.LOG_LEVEL !== "" ? env.LOG_LEVEL : "info",
     embeddedDataDir: path.resolve(
       cwd,

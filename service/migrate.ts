@@ -34,7 +34,8 @@ async function run(
   logger: MigrationLogger,
   dropData = false,
 ): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  // A silent database host fails the command instead of hanging it.
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000 });
   await client.connect();
   try {
     // Read by down migrations that would delete entries (0001 refuses without it).

@@ -1,6 +1,7 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db-errors.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -37,12 +38,46 @@ export interface ImportCounts {
   skipped: number;
 }
 
+/** Attempts of a transaction aborted by a deadlock or serialization failure before the error is answered. */
+const TRANSACTION_ATTEMPTS = 5;
+
+/** Deadlock (40P01) and serialization failure (40001): the transaction can simply run again. */
+export function retryable(err: unknown): boolean {
+  const cause = err instanceof DatabaseUnavailableError ? err.cause : err;
+  return cause instanceof pg.DatabaseError && (cause.code === "40P01" || cause.code === "40001");
+}
+
+/** Runs one autocommit statement again when PostgreSQL aborts it as a deadlock or serialization victim. */
+async function retrying<T>(statement: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (err) {
+      if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw err;
+    }
+    await backoff(attempt);
+  }
+}
+
+/** Jittered, so the transactions that collided do not collide again in lockstep. */
+const backoff = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+
 const LIVE = "(expires_at IS NULL OR expires_at > now())";
 const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
   ${MS("created_at")} AS created_at_ms, ${MS("updated_at")} AS updated_at_ms`;
 const EXPIRY_FROM_TTL =
   "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
+
+/**
+ * Unix milliseconds → timestamptz, exact up to Number.MAX_SAFE_INTEGER: to_timestamp() goes through a double
+ * of seconds and loses the last milliseconds of large values. Whole days plus the milliseconds of the day, added
+ * to a timestamp without time zone (no daylight-saving shifts), then read as UTC.
+ */
+const EXPIRY_FROM_MS = (ms: string) =>
+  `CASE WHEN ${ms} IS NULL THEN NULL ELSE (timestamp '1970-01-01' + make_interval(days => div(${ms}, 86400000)::int,
+     secs => mod(${ms}, 86400000)::float8 / 1000)) AT TIME ZONE 'UTC' END`;
 
 interface EntryRow {
   key: Buffer;
@@ -85,11 +120,48 @@ export async function appliedMigrationNames(db: Queryable, table: string): Promi
   return rows.rows.map((r) => r.name);
 }
 
+/** One statement in a transaction (see KvmRepository.transaction). */
+type Run = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+
+/** A statement with its own client-side read timeout (pg's per-query `query_timeout`). */
+type TimedQuery = pg.QueryConfig & { query_timeout?: number };
+
+export interface RepositoryOptions {
+  /** statement_timeout of bulk statements (an import batch, the map listing); the pool's applies otherwise. */
+  bulkStatementTimeoutMs?: number;
+}
+
+/**
+ * Every failure that means "the database is unavailable" (a lost, refused or silent connection, a dropped
+ * database, a statement timeout; see db.ts) leaves this class as DatabaseUnavailableError, answered 503.
+ */
 export class KvmRepository {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly bulkStatementTimeoutMs: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: RepositoryOptions = {},
+  ) {
+    this.bulkStatementTimeoutMs = options.bulkStatementTimeoutMs ?? 30_000;
+  }
+
+  private async query<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw classifyDatabaseError(err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.query("SELECT 1", []);
+  }
 
   async getEntry(kvm: string, key: Buffer): Promise<StoredEntry | null> {
-    const res = await this.pool.query<EntryRow>(
+    const res = await this.query<EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`,
       [kvm, key],
     );
@@ -117,16 +189,44 @@ export class KvmRepository {
       case "version":
         return this.replaceIf(kvm, key, value, ttlSeconds, condition.version);
       case "none":
-        // Upsert as "create if absent, else replace if present": two exact outcomes without relying on
-        // system columns. The loop only repeats when a concurrent delete lands between the two statements.
-        for (let attempt = 0; attempt < 10; attempt++) {
-          const created = await this.insertIfAbsent(kvm, key, value, ttlSeconds);
-          if (created.outcome === "created") return created;
-          const replaced = await this.replaceIf(kvm, key, value, ttlSeconds, null);
-          if (replaced.outcome === "replaced") return replaced;
-        }
-        throw new Error("put did not settle after 10 attempts under concurrent deletes");
+        return this.upsert(kvm, key, value, ttlSeconds);
     }
+  }
+
+  /**
+   * An unconditional PUT is one INSERT … ON CONFLICT DO UPDATE: PostgreSQL either inserts or, after waiting for
+   * any writer holding the row, updates the newest version of it — a DELETE landing at any moment can not make
+   * it fail, as two statements (insert-if-absent, then replace-if-present) could.
+   * https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
+   * created vs replaced: a freshly inserted row has xmax = 0 (ON CONFLICT DO UPDATE leaves our transaction id in
+   * xmax); taking over an expired row that the purge has not deleted yet also counts as created, marked by
+   * resetting created_at to this transaction's now() (a live row created in the very same microsecond by
+   * another transaction would be reported as created too: only the status code, never the data, is affected).
+   * https://www.postgresql.org/docs/current/ddl-system-columns.html
+   */
+  private async upsert(
+    kvm: string,
+    key: Buffer,
+    value: Buffer,
+    ttlSeconds: number | null,
+  ): Promise<PutResult> {
+    const res = await this.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
+      `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
+       VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
+       ON CONFLICT (kvm_name, key) DO UPDATE
+         SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+             version = nextval('kvm_data_version_seq'), updated_at = now(),
+             created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END
+       RETURNING (xmax = 0 OR created_at = now()) AS created, version::float8 AS version,
+         ${MS("expires_at")} AS expires_at_ms`,
+      [kvm, key, value, ttlSeconds],
+    );
+    const row = res.rows[0];
+    return {
+      outcome: row.created ? "created" : "replaced",
+      version: row.version,
+      expiresAt: row.expires_at_ms,
+    };
   }
 
   /** Inserts, or takes over an expired row that the purge has not deleted yet (that counts as created). */
@@ -136,7 +236,7 @@ export class KvmRepository {
     value: Buffer,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
-    const res = await this.pool.query<{ version: number; expires_at_ms: number | null }>(
+    const res = await this.query<{ version: number; expires_at_ms: number | null }>(
       `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
        VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
        ON CONFLICT (kvm_name, key) DO UPDATE
@@ -157,7 +257,7 @@ export class KvmRepository {
     ttlSeconds: number | null,
     version: bigint | null,
   ): Promise<PutResult> {
-    const res = await this.pool.query<{ version: number; expires_at_ms: number | null }>(
+    const res = await this.query<{ version: number; expires_at_ms: number | null }>(
       `UPDATE kvm_data
          SET value = $3, expires_at = ${EXPIRY_FROM_TTL},
              version = nextval('kvm_data_version_seq'), updated_at = now()
@@ -174,7 +274,7 @@ export class KvmRepository {
       throw new Error("If-None-Match does not apply to delete");
     }
     const version = condition.kind === "version" ? condition.version.toString() : null;
-    const res = await this.pool.query<{ live: boolean }>(
+    const res = await this.query<{ live: boolean }>(
       `DELETE FROM kvm_data WHERE kvm_name = $1 AND key = $2
          AND ($3::boolean IS FALSE OR ${LIVE}) AND ($4::bigint IS NULL OR version = $4::bigint)
        RETURNING ${LIVE} AS live`,
@@ -192,91 +292,180 @@ export class KvmRepository {
     after: Buffer | null,
     limit: number,
   ): Promise<StoredEntry[]> {
-    const upper = prefixUpperBound(prefix);
-    const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    const res = await this.pool.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM kvm_data
-       WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
-         AND ${LIVE}
-       ORDER BY key LIMIT $5`,
-      [kvm, prefix, lower, upper, limit],
+    const res = await this.query<EntryRow>(
+      ...KvmRepository.entryRange(ENTRY_COLUMNS, kvm, prefix, after, limit),
     );
     return res.rows.map(toEntry);
   }
 
+  /**
+   * The sizes (key + value bytes) of the entries listEntries would return, without reading the values:
+   * octet_length of a TOASTed value comes from its header. Pages are cut by bytes from these.
+   */
+  async listEntrySizes(kvm: string, prefix: Buffer, after: Buffer | null, limit: number): Promise<number[]> {
+    const res = await this.query<{ bytes: number }>(
+      ...KvmRepository.entryRange(
+        "(octet_length(key) + octet_length(value))::float8 AS bytes",
+        kvm,
+        prefix,
+        after,
+        limit,
+      ),
+    );
+    return res.rows.map((r) => r.bytes);
+  }
+
+  private static entryRange(
+    columns: string,
+    kvm: string,
+    prefix: Buffer,
+    after: Buffer | null,
+    limit: number,
+  ): [string, unknown[]] {
+    const upper = prefixUpperBound(prefix);
+    const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
+    return [
+      `SELECT ${columns} FROM kvm_data
+       WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
+         AND ${LIVE}
+       ORDER BY key LIMIT $5`,
+      [kvm, prefix, lower, upper, limit],
+    ];
+  }
+
   /** Maps holding at least one live entry, by name, after `after`. */
   async listMaps(after: string | null, limit: number): Promise<{ name: string; entries: number }[]> {
-    const res = await this.pool.query<{ kvm_name: string; entries: string }>(
-      `SELECT kvm_name, count(*) AS entries FROM kvm_data
-       WHERE ($1::text IS NULL OR kvm_name > $1) AND ${LIVE}
-       GROUP BY kvm_name ORDER BY kvm_name LIMIT $2`,
-      [after, limit],
+    // Counting every map's entries reads the whole table: a bulk statement.
+    const res = await this.transaction(
+      (run) =>
+        run<{ kvm_name: string; entries: string }>(
+          `SELECT kvm_name, count(*) AS entries FROM kvm_data
+           WHERE ($1::text IS NULL OR kvm_name > $1) AND ${LIVE}
+           GROUP BY kvm_name ORDER BY kvm_name LIMIT $2`,
+          [after, limit],
+        ),
+      this.bulkStatementTimeoutMs,
     );
     return res.rows.map((r) => ({ name: r.kvm_name, entries: Number(r.entries) }));
   }
 
-  /** Deletes a whole map in batches (short transactions, short locks); returns how many live entries went. */
+  /**
+   * Deletes a whole map as it was when the call began, in key-ordered batches (short statements, short locks);
+   * returns how many live entries went. Bounded: the work is the rows that existed at the start, whatever
+   * clients write meanwhile. A row written after the start carries a newer version than the bound taken here,
+   * so it is kept — also a row replaced while a batch waited for its lock, since PostgreSQL re-checks the
+   * WHERE clause against the newest row version after the wait.
+   * https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED
+   */
   async deleteMap(kvm: string, batchSize = 5000): Promise<number> {
+    const start = await this.query<{ bound: string }>(
+      "SELECT nextval('kvm_data_version_seq')::text AS bound",
+      [],
+    );
+    const bound = start.rows[0].bound;
+    let after: Buffer | null = null;
     let live = 0;
     for (;;) {
-      const res = await this.pool.query<{ live: boolean }>(
-        `DELETE FROM kvm_data d USING (
-           SELECT key FROM kvm_data WHERE kvm_name = $1 LIMIT $2 FOR UPDATE SKIP LOCKED
-         ) batch
-         WHERE d.kvm_name = $1 AND d.key = batch.key
-         RETURNING (d.expires_at IS NULL OR d.expires_at > now()) AS live`,
-        [kvm, batchSize],
+      // The last key of this batch: the batch is the range (after, last].
+      const edge: pg.QueryResult<{ key: Buffer }> = await this.query(
+        `SELECT key FROM kvm_data
+         WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND version < $3::bigint
+         ORDER BY key OFFSET $4 LIMIT 1`,
+        [kvm, after, bound, batchSize - 1],
+      );
+      const last: Buffer | null = edge.rows.length === 0 ? null : edge.rows[0].key;
+      const res = await retrying(() =>
+        this.query<{ live: boolean }>(
+          `DELETE FROM kvm_data
+           WHERE kvm_name = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key <= $3)
+             AND version < $4::bigint
+           RETURNING ${LIVE} AS live`,
+          [kvm, after, last, bound],
+        ),
       );
       live += res.rows.filter((r) => r.live).length;
-      if (res.rows.length === 0) {
-        // Rows locked by concurrent writers were skipped; make sure none is left behind.
-        const rest = await this.pool.query("SELECT 1 FROM kvm_data WHERE kvm_name = $1 LIMIT 1", [kvm]);
-        if (rest.rows.length === 0) return live;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      if (last === null) return live;
+      after = last;
     }
   }
 
   /**
    * One transaction for the whole batch: either every entry lands or none. Duplicate keys in a batch must be
    * removed by the caller (ON CONFLICT can not touch one row twice in a statement).
-   * created vs replaced: a row inserted by this statement has xmax = 0, a row taken over by
-   * ON CONFLICT DO UPDATE carries our transaction id in xmax; expired rows are deleted first so that taking
-   * one over counts as created. https://www.postgresql.org/docs/current/ddl-system-columns.html
+   * Lock order: rows are written in key order, so two imports of overlapping names (in any order in their
+   * files) lock them in the same order and can not deadlock each other; a deadlock or serialization failure
+   * with some other writer is retried (see retryable()).
+   * created vs replaced: a row inserted by this statement has xmax = 0; taking over an expired row the purge
+   * has not deleted yet resets created_at to now() and counts as created too (as in upsert()).
    */
   async importEntries(kvm: string, entries: ImportEntry[], mode: "upsert" | "insert"): Promise<ImportCounts> {
     if (entries.length === 0) return { created: 0, replaced: 0, skipped: 0 };
-    const keys = entries.map((e) => e.key);
-    const values = entries.map((e) => e.value);
-    const expiries = entries.map((e) => (e.expiresAt === null ? null : String(e.expiresAt)));
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query(
-        "DELETE FROM kvm_data WHERE kvm_name = $1 AND key = ANY($2::bytea[]) AND expires_at <= now()",
-        [kvm, keys],
-      );
-      const onConflict =
-        mode === "insert"
-          ? "DO NOTHING"
-          : `DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
-               version = nextval('kvm_data_version_seq'), updated_at = now()`;
-      const res = await client.query<{ created: boolean }>(
-        `INSERT INTO kvm_data (kvm_name, key, value, expires_at)
-         SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
-         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) AS t(k, v, e)
+    // Buffer.compare is bytea's order (memcmp, then length), the order of the primary key index.
+    const sorted = [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
+    const keys = sorted.map((e) => e.key);
+    const values = sorted.map((e) => e.value);
+    const expiries = sorted.map((e) => (e.expiresAt === null ? null : String(e.expiresAt)));
+    const takeOver = `value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+      version = nextval('kvm_data_version_seq'), updated_at = now(),
+      created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END`;
+    // insert mode writes only over absent or expired entries; live ones are skipped (not returned).
+    const onConflict =
+      mode === "insert"
+        ? `DO UPDATE SET ${takeOver} WHERE d.expires_at <= now()`
+        : `DO UPDATE SET ${takeOver}`;
+    const res = await this.transaction(
+      (run) =>
+        run<{ created: boolean }>(
+          `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
+         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}
+         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
+         ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}
-         RETURNING (xmax = 0) AS created`,
-        [kvm, keys, values, expiries],
-      );
-      await client.query("COMMIT");
-      const created = res.rows.filter((r) => r.created).length;
-      return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
+         RETURNING (xmax = 0 OR created_at = now()) AS created`,
+          [kvm, keys, values, expiries],
+        ),
+      this.bulkStatementTimeoutMs,
+    );
+    const created = res.rows.filter((r) => r.created).length;
+    return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
+  }
+
+  /**
+   * Runs `work` in a transaction, again from the start when PostgreSQL aborts it as a deadlock victim (40P01)
+   * or a serialization failure (40001): both say "retry", and the second attempt normally finds the way clear.
+   * https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
+   */
+  private async transaction<T>(work: (run: Run) => Promise<T>, statementTimeoutMs: number): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw classifyDatabaseError(err);
+      }
+      // A connection that failed (lost, silent, timed out) is discarded rather than handed to the next request.
+      let broken: Error | undefined = undefined;
+      try {
+        await client.query("BEGIN");
+        await client.query("SELECT set_config('statement_timeout', $1, true)", [`${statementTimeoutMs}ms`]);
+        const run: Run = (text, values) => {
+          const query: TimedQuery = { text, values, query_timeout: statementTimeoutMs + CLIENT_GRACE_MS };
+          return client.query(query);
+        };
+        const result = await work(run);
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        if (err instanceof pg.DatabaseError) {
+          await client.query("ROLLBACK").catch((rollbackFailed: Error) => (broken = rollbackFailed));
+        } else {
+          broken = err as Error;
+        }
+        if (!retryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw classifyDatabaseError(err);
+      } finally {
+        client.release(broken);
+      }
+      await backoff(attempt);
     }
   }
 
@@ -285,7 +474,7 @@ export class KvmRepository {
    * next round rather than waited on, so the purge never queues behind (or blocks) the data plane for long.
    */
   async purgeExpired(batchSize: number): Promise<number> {
-    const res = await this.pool.query(
+    const res = await this.query(
       `DELETE FROM kvm_data d USING (
          SELECT kvm_name, key FROM kvm_data WHERE expires_at <= now()
          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED

@@ -1,11 +1,11 @@
 // `envoy-kvm service`: config → database (given, or embedded) → schema check → app → listen → graceful stop.
-import pg from "pg";
 import pino from "pino";
 import type { FastifyInstance } from "fastify";
 import { assertAuthConfigured, insecureWarning, loadConfig, type ServiceConfig } from "./config.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.ts";
-import { migrateUp, migrationStatus, schemaProblem } from "./migrate.ts";
-import { buildApp } from "./app.ts";
+import { migrateUp, schemaProblem } from "./migrate.ts";
+import { buildApp, serializeError } from "./app.ts";
+import { createPool, waitForDatabase } from "./db.ts";
 
 export interface RunningService {
   app: FastifyInstance;
@@ -30,6 +30,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
     embedded = await startEmbeddedPostgres({
       dataDir: config.embeddedDataDir,
       port: config.embeddedPort,
+      // CLI commands (migrate status, …) then use this database instead of failing on the locked folder.
+      advertise: true,
       onLog: (line) => log.debug({ postgres: line }),
     });
     databaseUrl = embedded.url;
@@ -42,11 +44,12 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
     if (applied.length > 0) log.info({ applied }, "applied migrations");
   }
 
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: config.poolMax });
   // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on("error", (err) => log.warn({ err }, "idle PostgreSQL connection failed"));
+  const pool = createPool(databaseUrl, config, (err) =>
+    log.warn({ err: serializeError(err) }, "idle PostgreSQL connection failed"),
+  );
   try {
-    const status = await migrationStatus(pool);
+    const status = await waitForDatabase(pool, databaseUrl, config.pgStartupTimeoutMs, log);
     const problem = schemaProblem(status);
     if (problem !== null) throw new Error(problem);
     if (status.unknown.length > 0) {

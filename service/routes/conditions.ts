@@ -40,6 +40,9 @@ export function parseCondition(headers: IncomingHttpHeaders, allowAbsent = true)
   if (match === null || (ifMatch.startsWith('"') !== ifMatch.endsWith('"') && ifMatch.length > 1)) {
     throw badRequest("invalid_precondition", 'If-Match must be "*" or a version from an etag, e.g. "42"');
   }
+  // Strong comparison is character by character (RFC 9110 §8.8.3.2): etags are written without leading zeros,
+  // so "0426978" is a different tag from "426978" and never matches, although the numbers are equal.
+  if (match[1].startsWith("0")) return { kind: "version", version: 0n };
   const version = BigInt(match[1]);
   // A version beyond bigint can not exist, so it can never match; keep it in range for the SQL cast.
   return { kind: "version", version: version > MAX_VERSION ? 0n : version };

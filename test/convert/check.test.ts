@@ -2,7 +2,7 @@
 // configuration of an envoy.yaml; failures print the line Envoy would log, with file:line, and exit 1.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkConfiguration } from "../../convert/check.ts";
@@ -77,10 +77,22 @@ describe("envoy-kvm config check", () => {
     assert.equal(r.stdout, `test/convert/fixtures/envoy.yaml:${lineOf(envoyYaml, "value: |")}: ok\n`);
   });
 
-  it("envoy/envoy.yaml passes", () => {
-    const r = cli(["config", "check", "envoy/envoy.yaml"]);
+  it("envoy/envoy.yaml (every filter entry and per-route configuration) and every envoy/plugins/*.json pass", () => {
+    const plugins = readdirSync(`${root}envoy/plugins`)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => `envoy/plugins/${f}`);
+    assert.ok(plugins.length > 0);
+    const r = cli(["config", "check", "envoy/envoy.yaml", ...plugins]);
     assert.equal(r.status, 0, r.stdout);
-    assert.match(r.stdout, /^(envoy\/envoy\.yaml:\d+: ok\n)+$/);
+    const configurations = (
+      readFileSync(`${root}envoy/envoy.yaml`, "utf8").match(/google\.protobuf\.StringValue/g) ?? []
+    ).length;
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.filter((l) => /^envoy\/envoy\.yaml:\d+: ok$/.test(l)).length, configurations);
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith("envoy/plugins/")),
+      plugins.map((p) => `${p}: ok`),
+    );
   });
 
   it("an envoy.yaml whose configuration the filter rejects: file:line and the message; other root ids ignored; per-route configs checked", () => {

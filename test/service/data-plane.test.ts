@@ -235,6 +235,21 @@ describe("conditional writes", () => {
     assert.equal((await get(url)).body, "1");
   });
 
+  test("If-Match compares the tag character by character: a zero-padded version is 412 (issue 12 #12)", async () => {
+    // RFC 9110 §8.8.3.2: "0426978" and "426978" are different strong tags, although the numbers are equal.
+    const url = entryUrl("cond", "padded");
+    const etag = (await put(url, "1")).headers.etag as string;
+    const digits = etag.replaceAll('"', "");
+    for (const tag of [`"0${digits}"`, `0${digits}`, `"${digits.padStart(19, "0")}"`, '"0"']) {
+      const res = await put(url, "2", { "if-match": tag });
+      assert.equal(res.statusCode, 412, tag);
+      const del = await t.app.inject({ method: "DELETE", url, headers: { "if-match": tag } });
+      assert.equal(del.statusCode, 412, tag);
+    }
+    assert.equal((await get(url)).body, "1");
+    assert.equal((await put(url, "3", { "if-match": etag })).statusCode, 200);
+  });
+
   test("If-Match on an absent entry is 412; If-Match: * replaces only a present entry", async () => {
     assert.equal((await put(entryUrl("cond", "ghost"), "x", { "if-match": '"1"' })).statusCode, 412);
     assert.equal((await put(entryUrl("cond", "ghost"), "x", { "if-match": "*" })).statusCode, 412);

@@ -10,6 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../service/app.ts";
 import { loadConfig, type ServiceConfig } from "../../service/config.ts";
 import { migrateUp } from "../../service/migrate.ts";
+import { createPool } from "../../service/db.ts";
 import { startEmbeddedPostgres } from "../../service/embedded-postgres.ts";
 
 export interface TestDatabase {
@@ -102,7 +103,11 @@ export async function startTestApp(
     KVM_PURGE_INTERVAL_MS: "0",
     ...env,
   });
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 12 });
+  // 12 connections unless the caller sizes the pool (the bench does).
+  const pool = createPool(databaseUrl, {
+    ...config,
+    poolMax: env.KVM_PG_POOL_MAX === undefined ? 12 : config.poolMax,
+  });
   const app = await buildApp({ config, pool, logger: options.logger ?? false });
   await app.ready();
   return {
