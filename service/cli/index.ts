@@ -6,9 +6,10 @@ import { BaseUrlError, ServiceError } from "../client.ts";
 import { serviceCommand } from "./service.ts";
 import { migrateCommand } from "./migrate.ts";
 import { TOKEN_VARIABLE, kvmCommand } from "./kvm.ts";
+import { configCommand } from "./config.ts";
+import { convertCommand } from "./convert.ts";
 import { gatewayCommand } from "../../gateway/command.ts";
 import { startCommand } from "../../gateway/stack.ts";
-import { configCommand } from "../../gateway/config-check.ts";
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -23,7 +24,8 @@ export function buildProgram(): Command {
     .addCommand(kvmCommand())
     .addCommand(gatewayCommand())
     .addCommand(startCommand())
-    .addCommand(configCommand());
+    .addCommand(configCommand())
+    .addCommand(convertCommand());
 }
 
 /** The one line an error prints, saying what to change where the cause is the user's setup. */

@@ -11,9 +11,9 @@ const root = new URL("../../", import.meta.url).pathname;
 const MAX_LINES = 500;
 
 /** Component folders whose .ts files must not import each other in a cycle. */
-const ACYCLIC = ["host", "service", "gateway"];
+const ACYCLIC = ["host", "service", "gateway", "convert"];
 /** Component folders whose source files stay under MAX_LINES. */
-const SHORT_FILES = ["host", "service", "gateway"];
+const SHORT_FILES = ["host", "service", "gateway", "convert"];
 
 describe("source tree", () => {
   for (const folder of ACYCLIC) {

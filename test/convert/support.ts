@@ -1,0 +1,97 @@
+// Helpers of the converter tests: pick the Envoy route a request takes from the converted routes (as Envoy's
+// first-match route table would), run it through the filter, and read or seed map entries on the same store.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ManualClock, Plugin } from "../../host/index.ts";
+import type { EnvoyRoute } from "../../convert/model.ts";
+import { send, startKvm, type Pairs } from "../filter/support.ts";
+
+export const root = fileURLToPath(new URL("../../", import.meta.url));
+
+/** The first route whose match (prefix, path, safe_regex, exact or regex header matches) takes the request. */
+export function routeFor(
+  routes: EnvoyRoute[],
+  method: string,
+  path: string,
+  headers: Pairs = [],
+): string | undefined {
+  const pathOnly = path.split("?")[0];
+  const all: Pairs = [[":method", method], ...headers];
+  for (const { name, match } of routes) {
+    const m = match as {
+      prefix?: string;
+      path?: string;
+      safe_regex?: { regex: string };
+      headers?: { name: string; string_match: { exact?: string; safe_regex?: { regex: string } } }[];
+    };
+    if (m.prefix !== undefined && !pathOnly.startsWith(m.prefix)) continue;
+    if (m.path !== undefined && pathOnly !== m.path) continue;
+    if (m.safe_regex !== undefined && !new RegExp(`^(?:${m.safe_regex.regex})$`).test(pathOnly)) continue;
+    const headersMatch = (m.headers ?? []).every((h) => {
+      const value = all.find(([k]) => k === h.name)?.[1];
+      if (value === undefined) return false;
+      if (h.string_match.exact !== undefined) return value === h.string_match.exact;
+      return new RegExp(`^(?:${h.string_match.safe_regex!.regex})$`).test(value);
+    });
+    if (headersMatch) return name;
+  }
+  return undefined;
+}
+
+/** A gateway over the converted configuration: route selection, then the filter on the host. */
+export async function gateway(config: unknown, routes: EnvoyRoute[]) {
+  const plugin = await startKvm(config);
+  const request = (method: string, path: string, headers: Pairs = [], body?: string) =>
+    send(plugin.worker(0), {
+      method,
+      path,
+      headers,
+      body,
+      routeName: routeFor(routes, method, path, headers),
+    });
+  return { plugin, request };
+}
+
+/** Reads a key of a local map on the plugin's store (a second filter on the same shared data). */
+export async function readEntry(plugin: Plugin, kvm: string, key: string): Promise<string | undefined> {
+  const reader = await startKvm(
+    {
+      policy: "local",
+      kvm_name: kvm,
+      operation_type: "get",
+      key_source_type: "literal",
+      key_source_name: key,
+      output_destination_type: "response_header",
+      output_destination_name: "x-value",
+    },
+    { sharedData: plugin.sharedData, clock: plugin.clock as ManualClock },
+  );
+  return (await send(reader.worker(0), { path: "/" })).responseHeader("x-value");
+}
+
+/** Writes an entry of a local map on the plugin's store. */
+export async function seedEntry(plugin: Plugin, kvm: string, key: string, value: string): Promise<void> {
+  const writer = await startKvm(
+    {
+      policy: "local",
+      kvm_name: kvm,
+      operation_type: "put",
+      key_source_type: "literal",
+      key_source_name: key,
+      value_source_type: "literal",
+      value_source_name: value,
+    },
+    { sharedData: plugin.sharedData, clock: plugin.clock as ManualClock },
+  );
+  const res = await send(writer.worker(0), { path: "/" });
+  if (res.status !== 200) throw new Error(`seeding failed: ${res.status}`);
+}
+
+/** Runs the envoy-kvm binary; stdout, stderr and the exit status. */
+export function cli(args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [`${root}bin/envoy-kvm.js`, ...args], {
+    cwd: root,
+    encoding: "utf8",
+  });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
