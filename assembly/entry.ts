@@ -1,5 +1,5 @@
 // How a `local` entry is laid out in Envoy shared data. Envoy has no TTL and no delete
-// (envoy-host.md §3), so the expiry travels inside the value:
+// (docs/envoy-behaviour.md §3), so the expiry travels inside the value:
 //   [u8 format = 1][u64 expires_at_ms, little-endian, 0 = never][payload]
 // An empty shared-data value is a deleted entry. Anything else that does not parse (another
 // filter's key under the same vm_id, a future format) reads as absent and is overwritten.

@@ -1,5 +1,5 @@
 // The `local` policy: entries in Envoy shared data, one store per vm_id shared by every worker
-// (envoy-host.md §3). Writes are read-modify-write with the CAS returned by the read, retried on
+// (docs/envoy-behaviour.md §3). Writes are read-modify-write with the CAS returned by the read, retried on
 // CasMismatch. Envoy offers no atomic create-if-absent: while a key has never been written, two
 // workers can both read NotFound and both write (cas 0), so the very first insert of a key is
 // last-writer-wins even with `override: false`. Once the key exists (even deleted = empty),

@@ -2,7 +2,7 @@
 //   envoy_kvm.<policy>.<operation>.<result>.<kvm_name>
 // with the free-form kvm_name (which may contain dots) last, so stats_tags regexes anchored at
 // both ends can lift each part into a Prometheus label (see envoy/envoy.yaml). Metric ids are
-// per VM (envoy-host.md §9), so each worker defines its own, lazily, and caches the id.
+// per VM (docs/envoy-behaviour.md §9), so each worker defines its own, lazily, and caches the id.
 import { ROOT_ID } from "./constants";
 import { Operation, OperationType, Policy } from "./model";
 import { MetricType } from "./hostcalls/abi";

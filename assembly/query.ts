@@ -1,5 +1,5 @@
 // Query strings of the request `:path`. Envoy hands the module the raw path (request.query is
-// not decoded either, envoy-host.md §6), so decoding and encoding live here. Works on bytes:
+// not decoded either, docs/envoy-behaviour.md §6), so decoding and encoding live here. Works on bytes:
 // a decoded value may be any byte sequence.
 import { hexDigitValue, isUrlUnreserved } from "./chars";
 

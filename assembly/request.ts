@@ -220,7 +220,7 @@ export class RequestState {
   }
 
   // Hands a changed body back to Envoy while the headers are still held, fixing content-length
-  // (Envoy does not: envoy-host.md §5).
+  // (Envoy does not: docs/envoy-behaviour.md §5).
   flushBody(originalSize: u32): OpError | null {
     const body = this.body;
     if (!this.bodyChanged || body === null) return null;

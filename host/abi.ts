@@ -77,7 +77,7 @@ export const STREAM_TYPE_MAX = 3;
 export const PAIRS_MAX_BYTES = 1024 * 1024;
 export const PAIRS_MAX_COUNT = 1024;
 
-/** Envoy's AsyncClient buffers at most this much of a callout response (envoy-host.md §4). */
+/** Envoy's AsyncClient buffers at most this much of a callout response (docs/envoy-behaviour.md §4). */
 export const HTTP_CALL_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /** Envoy's default listener per_connection_buffer_limit_bytes. */

@@ -1,4 +1,4 @@
-// Envoy's shared data (proxy-wasm-cpp-host src/shared_data.cc, envoy-host.md §3):
+// Envoy's shared data (proxy-wasm-cpp-host src/shared_data.cc, docs/envoy-behaviour.md §3):
 // - one store per vm_id, process-wide, shared by every worker VM and every plugin with that vm_id;
 // - ONE u32 CAS counter for the whole process (SharedData::nextCas: starts at 1, skips 0 on wrap);
 // - set with cas 0 is unconditional; a present key with a different cas → CasMismatch;

@@ -1,4 +1,4 @@
-// ABI constants (proxy-wasm spec, ABI 0.2.0; envoy-host.md §2).
+// ABI constants (proxy-wasm spec, ABI 0.2.0; docs/envoy-behaviour.md §2).
 
 export const enum WasmResult {
   Ok = 0,

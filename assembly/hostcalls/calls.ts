@@ -1,6 +1,6 @@
 // The only module that touches raw host imports. Small wrappers that never trap: every
 // host answer other than Ok becomes null / a returned WasmResult, never an exception (the SDK
-// 0.1.8 wrappers throw on NotFound, which is a trap in Envoy — envoy-host.md §8, §10).
+// 0.1.8 wrappers throw on NotFound, which is a trap in Envoy — docs/envoy-behaviour.md §8, §10).
 import * as imports from "@solo-io/proxy-runtime/imports";
 import { free } from "@solo-io/proxy-runtime/malloc";
 import { environ_get, environ_sizes_get } from "bindings/wasi_unstable";
@@ -82,7 +82,7 @@ export function setBufferBytes(bufferType: i32, start: u32, length: u32, data: A
 }
 
 // Property paths are NUL-separated tokens (`xds\0route_name`); a dotted path is NotFound
-// (envoy-host.md §6).
+// (docs/envoy-behaviour.md §6).
 export function getProperty(path: string): ArrayBuffer | null {
   const bytes = String.UTF8.encode(path);
   resetOut();
@@ -109,7 +109,7 @@ export class SharedDataEntry {
   ) {}
 }
 
-// Envoy shared data (envoy-host.md §3): NotFound when absent; otherwise the value and its CAS.
+// Envoy shared data (docs/envoy-behaviour.md §3): NotFound when absent; otherwise the value and its CAS.
 export function getSharedData(key: ArrayBuffer): SharedDataEntry {
   resetOut();
   store<u32>(outCas, 0);
@@ -143,7 +143,7 @@ export function nowMs(): u64 {
   return load<u64>(outU64) / 1000000;
 }
 
-// Serialized header pairs (envoy-host.md §2): u32 count, then u32 key/value sizes, then each
+// Serialized header pairs (docs/envoy-behaviour.md §2): u32 count, then u32 key/value sizes, then each
 // key and value followed by NUL; little-endian.
 export function serializePairs(names: string[], values: ArrayBuffer[]): ArrayBuffer {
   const count = min(names.length, values.length);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { FILTER_WASM } from "./support.ts";
 
-// envoy-host.md §1-§2 (proxy-wasm-cpp-host src/wasm.cc registers these for ABI 0.2.0). Notably
+// docs/envoy-behaviour.md §1-§2 (proxy-wasm-cpp-host src/wasm.cc registers these for ABI 0.2.0). Notably
 // absent: proxy_clear_route_cache, proxy_continue_request, proxy_get_configuration, proxy_get_log_level.
 const ENVOY_ABI_0_2_0 = new Set(
   [

@@ -1,5 +1,5 @@
 // proxy_http_call as Envoy implements it (envoy context.cc Context::httpCall / onHttpCallSuccess /
-// onHttpCallFailure; envoy-host.md §4): argument checks at call time, the answer on the root context,
+// onHttpCallFailure; docs/envoy-behaviour.md §4): argument checks at call time, the answer on the root context,
 // response headers/body readable only inside the callback, the stream paused meanwhile.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,4 +1,4 @@
-// Envoy's shared-data rules (proxy-wasm-cpp-host src/shared_data.cc, envoy-host.md §3), directly
+// Envoy's shared-data rules (proxy-wasm-cpp-host src/shared_data.cc, docs/envoy-behaviour.md §3), directly
 // and through the module's host calls on several workers.
 import assert from "node:assert/strict";
 import { test } from "node:test";

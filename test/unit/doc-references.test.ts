@@ -2,6 +2,9 @@
 // never be sent to notes that live elsewhere), and the checker catches each kind of broken reference.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   ROOT,
   checkFiles,
@@ -87,5 +90,43 @@ describe("headingAnchors", () => {
         "tests-1",
       ],
     );
+  });
+});
+
+describe("code comments", () => {
+  // Comments cite the project's own notes (docs/*.md §N) or upstream files by name, never notes that
+  // live outside the repository. Every `docs/<file>.md §N` must name a file here with a `## §N` heading.
+  const sources = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  })
+    .split("\n")
+    .filter((f) => /\.(ts|js|cjs|mjs|sh|ya?ml|json)$/.test(f) && !f.startsWith("test/unit/doc-references"))
+    .filter((f) => existsSync(join(ROOT, f)));
+
+  it("cite no notes from outside the repository", () => {
+    const outside = sources.filter((f) =>
+      /envoy-host\.md|\.\.\/shared\/reference|shared\/STYLE\.md/.test(readFileSync(join(ROOT, f), "utf8")),
+    );
+    assert.deepEqual(outside, []);
+  });
+
+  it("cite sections of docs that exist", () => {
+    const broken: string[] = [];
+    for (const file of sources) {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      for (const m of text.matchAll(/docs\/([\w-]+\.md)(?: §(\d+))?/g)) {
+        const doc = join(ROOT, "docs", m[1]);
+        if (!existsSync(doc)) {
+          broken.push(`${file}: docs/${m[1]}`);
+        } else if (
+          m[2] !== undefined &&
+          !new RegExp(`^## §${m[2]}\\b`, "m").test(readFileSync(doc, "utf8"))
+        ) {
+          broken.push(`${file}: docs/${m[1]} §${m[2]}`);
+        }
+      }
+    }
+    assert.deepEqual(broken, []);
   });
 });
