@@ -56,7 +56,11 @@ test("a refused configuration prints the line the filter logs in Envoy and exits
     );
     const { code, stdout } = await cli(["config", "check", file]);
     assert.equal(code, 1);
-    assert.equal(stdout, `${file}: invalid configuration: ttl: only allowed when operation_type is put\n`);
+    assert.equal(
+      stdout,
+      `${file}: invalid configuration: ttl: only allowed when operation_type is put\n` +
+        `${file}: schema: / must NOT be valid\n`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
