@@ -10,7 +10,8 @@ import { KvmRepository } from "./repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, registerCacheMetrics } from "./metrics.ts";
+import { EntryCache } from "./cache.ts";
 import { ExpiryPurger } from "./purge.ts";
 import { DatabaseUnavailableError, checkReadiness } from "./db.ts";
 import type { AppContext } from "./context.ts";
@@ -96,7 +97,18 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
 
   const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });
   const metrics = createMetrics(pool);
-  const ctx: AppContext = { config, pool, repository, metrics };
+  const cache = new EntryCache(
+    pool,
+    {
+      maxBytes: config.cacheMaxBytes,
+      maxStalenessMs: config.cacheMaxStalenessMs,
+      heartbeatMs: Math.max(25, Math.floor(config.cacheMaxStalenessMs / 5)),
+      connectTimeoutMs: config.pgConnectTimeoutMs,
+    },
+    app.log,
+  );
+  if (cache.enabled) registerCacheMetrics(metrics.registry, cache);
+  const ctx: AppContext = { config, pool, repository, metrics, cache };
   const dataTokens = new TokenSet(config.dataTokens);
   const adminTokens = new TokenSet(config.adminTokens);
 
@@ -231,6 +243,12 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   });
   await app.register(async (plane) => {
     plane.addHook("onRequest", requireBearer(adminTokens));
+    // An admin write (import, map delete, entry delete or put) is answered once this replica's read cache has
+    // caught up with it, so a data-plane read here right after the answer sees it (other replicas within
+    // KVM_CACHE_MAX_STALENESS_MS).
+    plane.addHook("onSend", async (request) => {
+      if (request.method !== "GET" && request.method !== "HEAD") await cache.sync();
+    });
     await adminRoutes(plane, ctx);
   });
 
@@ -241,13 +259,21 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     (n) => metrics.purged.inc(n),
   );
   app.decorate("purger", purger);
-  app.addHook("onReady", async () => purger.start());
-  app.addHook("onClose", async () => purger.stop());
+  app.addHook("onReady", async () => {
+    purger.start();
+    cache.start();
+  });
+  app.addHook("onClose", async () => {
+    await purger.stop();
+    await cache.stop();
+  });
+  app.decorate("kvmCache", cache);
   return app;
 }
 
 declare module "fastify" {
   interface FastifyInstance {
     purger: ExpiryPurger;
+    kvmCache: EntryCache;
   }
 }

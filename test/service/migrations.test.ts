@@ -60,7 +60,11 @@ function upSql(name: string): string {
 }
 
 test("the migrations this build knows, in order", () => {
-  assert.deepEqual(knownMigrations(), ["0001_create-kvm-data", "0002_kvm-data-expiry-index"]);
+  assert.deepEqual(knownMigrations(), [
+    "0001_create-kvm-data",
+    "0002_kvm-data-expiry-index",
+    "0003_kvm-data-change-notify",
+  ]);
 });
 
 describe("0001_create-kvm-data", () => {
@@ -87,10 +91,10 @@ describe("0001_create-kvm-data", () => {
     await migrateUp(url);
     await insert(url, "kept");
     await assert.rejects(
-      migrateDown(url, 2),
+      migrateDown(url, 3),
       /kvm_data still holds entries .*envoy-kvm migrate down --drop-data/,
     );
-    // Only 0002 was reverted; 0001 and the entry are still there.
+    // Only 0003 and 0002 were reverted; 0001 and the entry are still there.
     assert.deepEqual(await rows(url), ["kept=v"]);
     assert.deepEqual((await withClient(url, (c) => migrationStatus(c))).applied, ["0001_create-kvm-data"]);
 
@@ -106,7 +110,7 @@ describe("0002_kvm-data-expiry-index", () => {
     const url = await db.createSibling();
     await migrateUp(url, 1);
     await insert(url, "kept-1");
-    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0002_kvm-data-expiry-index"]);
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
     await insert(url, "kept-2");
 
@@ -114,17 +118,88 @@ describe("0002_kvm-data-expiry-index", () => {
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), false);
     assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
 
-    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0002_kvm-data-expiry-index"]);
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
     await withClient(url, (c) => c.query(upSql("0002_kvm-data-expiry-index")));
     assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
   });
 });
 
+describe("0003_kvm-data-change-notify", () => {
+  /** The kvm_data_changed payloads `change` makes, as a listening replica receives them. */
+  async function notifications(url: string, change: (c: pg.Client) => Promise<unknown>): Promise<string[]> {
+    return withClient(url, async (listener) => {
+      const got: string[] = [];
+      listener.on("notification", (msg) => {
+        if (msg.channel === "kvm_data_changed") got.push(msg.payload ?? "");
+      });
+      await listener.query("LISTEN kvm_data_changed");
+      await withClient(url, change);
+      // A round trip on the listener's own channel: every earlier notification has arrived (commit order).
+      const done = new Promise<void>((resolve) =>
+        listener.on("notification", (msg) => msg.channel === "done" && resolve()),
+      );
+      await listener.query("LISTEN done");
+      await listener.query("NOTIFY done");
+      await done;
+      return got;
+    });
+  }
+
+  test("every committed change of kvm_data is announced with <map>/<hex key>; rolled-back ones are not", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url);
+    const k = Buffer.from("k\xff", "latin1").toString("hex");
+    assert.deepEqual(
+      await notifications(url, async (c) => {
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', $1, 'v')", [
+          Buffer.from("k\xff", "latin1"),
+        ]);
+        await c.query("UPDATE kvm_data SET value = 'w' WHERE kvm_name = 'm'");
+        await c.query("BEGIN");
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', 'rolled-back', 'v')");
+        await c.query("ROLLBACK");
+        await c.query("DELETE FROM kvm_data WHERE kvm_name = 'm'");
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('t', 'x', 'v')");
+        await c.query("TRUNCATE kvm_data");
+      }),
+      // One notification per transaction and payload (PostgreSQL folds duplicates within a transaction).
+      [`m/${k}`, `m/${k}`, `m/${k}`, "t/78", "*"],
+    );
+  });
+
+  test("up, re-run, down, up again: the triggers come and go, the data stays", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 2);
+    await insert(url, "kept-1");
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-notify"]);
+    await withClient(url, (c) => c.query(upSql("0003_kvm-data-change-notify")));
+    const triggers = () =>
+      withClient(url, async (c) =>
+        (
+          await c.query<{ tgname: string }>(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'kvm_data'::regclass AND NOT tgisinternal ORDER BY 1",
+          )
+        ).rows.map((r) => r.tgname),
+      );
+    assert.deepEqual(await triggers(), ["kvm_data_notify_change", "kvm_data_notify_truncate"]);
+    assert.deepEqual(await notifications(url, (c) => c.query("DELETE FROM kvm_data")), ["m/6b6570742d31"]);
+    await insert(url, "kept-2");
+
+    assert.deepEqual(await migrateDown(url, 1), ["0003_kvm-data-change-notify"]);
+    assert.deepEqual(await triggers(), []);
+    assert.deepEqual(await notifications(url, (c) => c.query("UPDATE kvm_data SET value = 'x'")), []);
+    assert.deepEqual(await rows(url), ["kept-2=x"]);
+
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-notify"]);
+    assert.deepEqual(await triggers(), ["kvm_data_notify_change", "kvm_data_notify_truncate"]);
+  });
+});
+
 describe("schema gate", () => {
   test("migrate up on a current schema applies nothing", async () => {
     const url = await db.createSibling();
-    assert.equal((await migrateUp(url)).length, 2);
+    assert.equal((await migrateUp(url)).length, 3);
     assert.deepEqual(await migrateUp(url), []);
   });
 
@@ -134,7 +209,7 @@ describe("schema gate", () => {
     let status = await withClient(url, (c) => migrationStatus(c));
     assert.deepEqual(status, {
       applied: ["0001_create-kvm-data"],
-      pending: ["0002_kvm-data-expiry-index"],
+      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-notify"],
       unknown: [],
     });
     assert.match(
