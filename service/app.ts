@@ -102,7 +102,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     {
       maxBytes: config.cacheMaxBytes,
       maxStalenessMs: config.cacheMaxStalenessMs,
-      heartbeatMs: Math.max(25, Math.floor(config.cacheMaxStalenessMs / 5)),
+      pollMs: Math.max(25, Math.floor(config.cacheMaxStalenessMs / 5)),
       connectTimeoutMs: config.pgConnectTimeoutMs,
     },
     app.log,

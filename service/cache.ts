@@ -1,25 +1,46 @@
 // The data plane's in-process read cache: hot entries (and "absent" answers) of this replica, bounded in
-// bytes (least recently used go first), never served past their expiry, and kept correct across replicas by
-// PostgreSQL LISTEN/NOTIFY. Migration 0003 makes every committed change to kvm_data send
-// `kvm_data_changed` with "<kvm>/<hex key>"; one dedicated connection per replica listens and drops those keys.
+// bytes (least recently used go first), never served past their expiry, and kept correct across replicas
+// through a change log in PostgreSQL that one dedicated connection per replica reads.
 //
-// The staleness bound. PostgreSQL delivers notifications in commit order, and a session receives its own
-// (https://www.postgresql.org/docs/current/sql-notify.html). Every `heartbeatMs` the listener sends a NOTIFY on a
-// channel of its own; when it comes back, every change committed before it was sent has been delivered and
-// applied. The cache serves only while the newest heartbeat that came back was sent less than
-// `maxStalenessMs` ago, so an answer from the cache reflects every write committed more than `maxStalenessMs`
-// before it — whatever happened to the connection. When the listener connection fails the cache stops serving
-// at once, empties itself and reconnects; it serves again only once LISTEN is back and a heartbeat has made the
-// round trip. Writes through this replica drop their key at once (read-your-writes on one replica).
+// Why not NOTIFY per write: PostgreSQL serialises the commits of all transactions that NOTIFY (a database-wide
+// lock held until after the commit's WAL flush, so queue entries appear in commit order; src/backend/commands/
+// async.c, PreCommit_Notify), so concurrent writers lose group commit — measured here: an upsert with a NOTIFY
+// trigger ran at 0.18x the rate of the same upsert without it (BENCHMARKS.md). Migration 0003 instead makes
+// every change to kvm_data append (kvm_name, key, writing transaction id) to the UNLOGGED table kvm_changes:
+// plain concurrent inserts, no WAL.
 //
-// A read that fills the cache can race with a write: the read returns the old row, the write's notification
-// arrives, then the fill would store the old row. Each fill is registered before its read starts, and a
-// notification for its key (or a resynchronisation) marks it stale: a stale fill answers its callers but is
-// not stored. Concurrent misses on one key share one read.
-import { randomBytes } from "node:crypto";
+// Reading the log. Every `pollMs` the connection runs one statement that returns its snapshot's xmin and the
+// log rows of transactions with xid >= the previous poll's xmin. Every transaction below a snapshot's xmin had
+// finished when the snapshot was taken, so a change not yet visible to one poll has an xid >= that poll's xmin
+// and is returned by the next one (rows seen twice are dropped twice: harmless). Once a poll returns, every
+// change committed before it started has been applied here. The cache serves only while the newest successful
+// poll started less than `maxStalenessMs` ago, so an answer from the cache reflects every write committed
+// more than `maxStalenessMs` before it, whatever happened to the connection. When the connection fails (or a
+// poll does) the cache stops serving at once, empties itself and reconnects; it serves again after a fresh
+// start (a snapshot taken, the cache emptied again). kvm_changes is UNLOGGED: a server crash empties it, but a
+// crash also drops every replica's connection, which resynchronises them. Rows are deleted once they are older
+// than RETENTION_MS; a replica whose last poll is older than half that starts afresh.
+//
+// A read that fills the cache can race with a write: the read returns the old row, the change is polled, then
+// the fill would store the old row. Each fill is registered before its read starts, and a polled change of its
+// key (or a resynchronisation) marks it stale: a stale fill answers its callers but is not stored. Concurrent
+// misses on one key share one read. Writes through this replica drop their key at once (read-your-writes).
+
 import pg from "pg";
 
-export const CHANGE_CHANNEL = "kvm_data_changed";
+/** Log rows older than this are deleted (by any replica, every CLEANUP_EVERY_MS). */
+export const RETENTION_MS = 60_000;
+const CLEANUP_EVERY_MS = 10_000;
+
+/**
+ * One statement, one snapshot: its xmin, the database clock, and the changes of transactions that may not
+ * have been finished at the previous poll. Keys travel hex-encoded in "<kvm>/<hex>" strings ("*": all).
+ */
+const POLL_SQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
+  floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
+  CASE WHEN $1::xid8 IS NULL THEN '{}'::text[] ELSE ARRAY(
+    SELECT CASE WHEN key IS NULL THEN '*' ELSE kvm_name || '/' || encode(key, 'hex') END
+    FROM kvm_changes WHERE xid >= $1::xid8) END AS changes`;
 
 export interface CachedValue {
   value: Buffer;
@@ -36,9 +57,9 @@ export interface CacheOptions {
   maxBytes: number;
   /** The oldest a served answer may be, relative to writes committed on any replica. */
   maxStalenessMs: number;
-  /** How often the listener proves its notifications are current; well below maxStalenessMs. */
-  heartbeatMs: number;
-  /** Bound on the listener's connection set-up and on each heartbeat statement. */
+  /** How often the change log is read; well below maxStalenessMs. */
+  pollMs: number;
+  /** Bound on the connection's set-up and on each poll. */
   connectTimeoutMs: number;
 }
 
@@ -53,13 +74,13 @@ export interface CacheStats {
   hit: number;
   /** Read from the database and kept. */
   miss: number;
-  /** Read from the database because the cache was not serving (listener down, heartbeat late). */
+  /** Read from the database because the cache was not serving (connection down, poll late). */
   bypass: number;
   /** Entries dropped because they changed. */
   invalidation: number;
   /** Entries dropped to stay within the byte bound. */
   eviction: number;
-  /** Listener connection lost or heartbeat failed: cache emptied, reconnecting. */
+  /** Connection lost or a poll failed: cache emptied, reconnecting. */
   resync: number;
 }
 
@@ -86,19 +107,24 @@ export class EntryCache {
   private readonly maxEntryBytes: number;
 
   private client: pg.Client | null = null;
-  private listening = false;
+  /** The connection is up and a first snapshot has been taken (the log is being followed). */
+  private following = false;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private polling = false;
+  private pollAgain = false;
   private reconnectDelayMs = 50;
-  /** performance.now() when the newest heartbeat that came back was sent; -Infinity = none since (re)connecting. */
-  private confirmedSentAt = -Infinity;
-  private readonly heartbeatsSent = new Map<number, number>();
-  private heartbeatSeq = 0;
-  /** Upper bound of (database clock − Date.now()), from the newest heartbeat; expiry is judged with it. */
+  /** xmin of the newest poll's snapshot: the next poll reads changes of transactions from here on. */
+  private xmin: string | null = null;
+  /** performance.now() when the newest successful poll started; -Infinity = none since (re)connecting. */
+  private confirmedAt = -Infinity;
+  private lastCleanup = performance.now();
+  /** (time, xmin) of a poll every CLEANUP_EVERY_MS: the cleanup deletes below an xmin RETENTION_MS old. */
+  private readonly xminHistory: { at: number; xmin: string }[] = [];
+  /** Upper bound of (database clock − Date.now()), from the newest poll; expiry is judged with it. */
   private clockAheadMs = Infinity;
-  private readonly channel = `kvm_cache_${randomBytes(8).toString("hex")}`;
-  private readonly waiters: { sentAt: number; resolve: () => void }[] = [];
+  private readonly waiters: { since: number; resolve: () => void }[] = [];
   readonly stats: CacheStats = { hit: 0, miss: 0, bypass: 0, invalidation: 0, eviction: 0, resync: 0 };
 
   constructor(
@@ -114,18 +140,18 @@ export class EntryCache {
     return this.options.maxBytes > 0;
   }
 
-  /** True while answers may come from the cache (listening, heartbeat within the bound). */
+  /** True while answers may come from the cache (following the log, newest poll within the bound). */
   get serving(): boolean {
-    return this.listening && performance.now() - this.confirmedSentAt <= this.options.maxStalenessMs;
+    return this.following && performance.now() - this.confirmedAt <= this.options.maxStalenessMs;
   }
 
   get size(): { entries: number; bytes: number } {
     return { entries: this.slots.size, bytes: this.bytes };
   }
 
-  /** The listener's backend process id (for operators and tests), null while disconnected. */
-  get listenerPid(): number | null {
-    return this.listening ? ((this.client as unknown as { processID?: number })?.processID ?? null) : null;
+  /** The backend process id of the connection that reads the change log (for tests), null while down. */
+  get connectionPid(): number | null {
+    return this.following ? ((this.client as unknown as { processID?: number })?.processID ?? null) : null;
   }
 
   start(): void {
@@ -136,7 +162,7 @@ export class EntryCache {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer);
     this.goDown();
     for (const w of this.waiters.splice(0)) w.resolve();
   }
@@ -196,8 +222,8 @@ export class EntryCache {
   }
 
   /**
-   * Resolves once every change committed before the call has reached this cache (a heartbeat sent after the
-   * call has come back), or after maxStalenessMs when the listener is down: after a write made outside this
+   * Resolves once every change committed before the call has reached this cache (a poll started after the
+   * call has returned), or after maxStalenessMs when the connection is down: after a write made outside this
    * replica's data plane, the next read here sees it.
    */
   sync(): Promise<void> {
@@ -206,13 +232,13 @@ export class EntryCache {
       const timer = setTimeout(resolve, this.options.maxStalenessMs);
       timer.unref();
       this.waiters.push({
-        sentAt: performance.now(),
+        since: performance.now(),
         resolve: () => {
           clearTimeout(timer);
           resolve();
         },
       });
-      this.heartbeat();
+      this.pollNow();
     });
   }
 
@@ -257,16 +283,23 @@ export class EntryCache {
   }
 
   private goDown(): void {
-    this.listening = false;
-    this.confirmedSentAt = -Infinity;
-    this.heartbeatsSent.clear();
+    this.following = false;
+    this.confirmedAt = -Infinity;
+    this.xmin = null;
     this.clear();
     const client = this.client;
     this.client = null;
-    if (client !== null) {
-      client.removeAllListeners("notification");
-      client.end().catch(() => {});
-    }
+    if (client !== null) client.end().catch(() => {});
+  }
+
+  private resync(err: Error | undefined, what: string): void {
+    this.log.warn(
+      { err: err?.message ?? "connection ended" },
+      `cache ${what}: the cache stops serving until it has resynchronised`,
+    );
+    this.stats.resync++;
+    this.goDown();
+    this.scheduleReconnect();
   }
 
   private connect(): void {
@@ -279,45 +312,19 @@ export class EntryCache {
       keepAliveInitialDelayMillis: 10_000,
     } as pg.ClientConfig);
     this.client = client;
-    let failed = false;
     const fail = (err: Error | undefined) => {
-      if (failed || this.client !== client) return;
-      failed = true;
-      this.log.warn(
-        { err: err?.message ?? "connection ended" },
-        "cache listener connection lost: the cache stops serving until it has resynchronised",
-      );
-      this.stats.resync++;
-      this.goDown();
-      this.scheduleReconnect();
+      if (this.client === client) this.resync(err, "connection lost");
     };
     client.on("error", fail);
     client.on("end", () => fail(undefined));
-    client.on("notification", (msg) => this.onNotification(msg));
-    (async () => {
-      await client.connect();
-      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
-      await client.query(`LISTEN ${this.channel}`);
-      if (this.client !== client) return;
-      // Whatever was cached (or being read) before LISTEN took effect may have missed a change.
-      this.clear();
-      this.listening = true;
-      this.reconnectDelayMs = 50;
-      this.log.info({}, "cache listener connected: serving from cache once a heartbeat has come back");
-      if (this.heartbeatTimer === null) {
-        this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
-        this.heartbeatTimer.unref();
-      }
-      this.heartbeat();
-    })().catch((err: Error) => {
-      if (this.client !== client) return;
-      if (!failed) {
-        failed = true;
-        this.goDown();
-        this.scheduleReconnect();
-        this.log.warn({ err: err.message }, "cache listener could not connect; retrying");
-      }
-    });
+    client.connect().then(
+      () => {
+        if (this.client !== client) return;
+        this.reconnectDelayMs = 50;
+        this.pollNow();
+      },
+      (err: Error) => fail(err),
+    );
   }
 
   private scheduleReconnect(): void {
@@ -331,58 +338,87 @@ export class EntryCache {
     this.reconnectTimer.unref();
   }
 
-  private heartbeat(): void {
-    const client = this.client;
-    if (!this.listening || client === null) return;
-    const seq = ++this.heartbeatSeq;
-    const sentAt = performance.now();
-    const sentDate = Date.now();
-    this.heartbeatsSent.set(seq, sentAt);
-    const query: pg.QueryConfig & { query_timeout?: number } = {
-      text: "SELECT pg_notify($1, $2), floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now",
-      values: [this.channel, String(seq)],
-      query_timeout: this.options.connectTimeoutMs,
-    };
-    client.query<{ now: number }>(query).then(
-      (res) => {
-        // The database's clock is at most this far ahead of ours (it was read after sentDate).
-        if (this.client === client) this.clockAheadMs = res.rows[0].now - sentDate;
-      },
-      (err: Error) => {
-        if (this.client !== client) return;
-        // A heartbeat that fails or times out means the notifications may not be flowing: resynchronise.
-        this.log.warn({ err: err.message }, "cache heartbeat failed: resynchronising");
-        this.stats.resync++;
-        this.goDown();
-        this.scheduleReconnect();
-      },
-    );
-  }
-
-  private onNotification(msg: pg.Notification): void {
-    if (msg.channel === this.channel) {
-      const sentAt = this.heartbeatsSent.get(Number(msg.payload));
-      if (sentAt === undefined) return;
-      for (const [seq] of this.heartbeatsSent) {
-        if (seq > Number(msg.payload)) break;
-        this.heartbeatsSent.delete(seq);
-      }
-      if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
-      for (let i = this.waiters.length - 1; i >= 0; i--) {
-        if (this.waiters[i].sentAt <= sentAt) this.waiters.splice(i, 1)[0].resolve();
-      }
+  /** Polls at once (or right after the poll in flight). */
+  private pollNow(): void {
+    if (this.polling) {
+      this.pollAgain = true;
       return;
     }
-    const payload = msg.payload ?? "";
-    if (payload === "*") {
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+    void this.poll();
+  }
+
+  private async poll(): Promise<void> {
+    const client = this.client;
+    if (client === null || this.stopped) return;
+    this.polling = true;
+    const startedAt = performance.now();
+    const startedDate = Date.now();
+    // A replica that has not read the log for half the retention may have missed deleted rows: start afresh.
+    const from = startedAt - this.confirmedAt > RETENTION_MS / 2 ? null : this.xmin;
+    try {
+      const query: pg.QueryConfig & { query_timeout?: number } = {
+        text: POLL_SQL,
+        values: [from],
+        query_timeout: this.options.connectTimeoutMs,
+      };
+      const res = await client.query<{ xmin: string; now: number; changes: string[] }>(query);
+      if (this.client !== client) return;
+      const row = res.rows[0];
+      if (from === null) {
+        // A fresh start: whatever was cached (or being read) before this snapshot may have missed a change.
+        this.clear();
+        this.following = true;
+      } else {
+        for (const change of row.changes) this.applyChange(change);
+      }
+      this.xmin = row.xmin;
+      // The database's clock is at most this far ahead of ours (it was read after startedDate).
+      this.clockAheadMs = row.now - startedDate;
+      if (startedAt > this.confirmedAt) this.confirmedAt = startedAt;
+      for (let i = this.waiters.length - 1; i >= 0; i--) {
+        if (this.waiters[i].since <= startedAt) this.waiters.splice(i, 1)[0].resolve();
+      }
+      if (startedAt - this.lastCleanup > CLEANUP_EVERY_MS) {
+        this.lastCleanup = startedAt;
+        this.xminHistory.push({ at: startedAt, xmin: row.xmin });
+        // Transactions below an xmin taken RETENTION_MS ago had finished by then: every replica that has
+        // polled since has read their rows (and one that has not starts afresh). Best effort.
+        if (this.xminHistory[0].at < startedAt - RETENTION_MS) {
+          const bound = this.xminHistory.shift()!.xmin;
+          client.query("DELETE FROM kvm_changes WHERE xid < $1::xid8", [bound]).catch(() => {});
+        }
+      }
+    } catch (err) {
+      if (this.client === client) this.resync(err as Error, "poll failed");
+      return;
+    } finally {
+      this.polling = false;
+    }
+    if (this.stopped || this.client !== client) return;
+    if (this.pollAgain) {
+      this.pollAgain = false;
+      void this.poll();
+      return;
+    }
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      void this.poll();
+    }, this.options.pollMs);
+    this.pollTimer.unref();
+  }
+
+  private applyChange(change: string): void {
+    if (change === "*") {
       this.clear();
       this.stats.invalidation++;
       return;
     }
-    const slash = payload.lastIndexOf("/");
+    const slash = change.lastIndexOf("/");
     if (slash < 0) return;
     this.invalidateId(
-      `${payload.slice(0, slash)}/${Buffer.from(payload.slice(slash + 1), "hex").toString("latin1")}`,
+      `${change.slice(0, slash)}/${Buffer.from(change.slice(slash + 1), "hex").toString("latin1")}`,
     );
   }
 }

@@ -1,6 +1,6 @@
 // The data plane's read cache (service/cache.ts) across replicas: two apps on one database. A replica never
 // answers with a value older than KVM_CACHE_MAX_STALENESS_MS after a write committed through the other one (or
-// through plain SQL), also when its notification connection is killed; entries never outlive their expiry; the
+// through plain SQL), also when the connection it reads the change log on is killed; entries never outlive their expiry; the
 // cache stays within its byte bound.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -125,7 +125,7 @@ describe("two replicas on one database", () => {
     ]);
   });
 
-  test("killing a replica's notification connection: it stops serving from cache, resynchronises, and never serves a value older than the bound", async () => {
+  test("killing the connection a replica follows the change log on: it stops serving from cache, resynchronises, and never serves a value older than the bound", async () => {
     const url = entryUrl("replicas", "dropped");
     for (let round = 1; round <= 3; round++) {
       await put(a, url, `old${round}`);
@@ -136,7 +136,7 @@ describe("two replicas on one database", () => {
       assert.equal(await read(b, url), `old${round}`);
       assert.equal(b.app.kvmCache.stats.hit, hits + 1, "cached before the connection is killed");
 
-      const pid = b.app.kvmCache.listenerPid;
+      const pid = b.app.kvmCache.connectionPid;
       assert.notEqual(pid, null);
       const resyncs = b.app.kvmCache.stats.resync;
       const killed = await admin.query<{ ok: boolean }>("SELECT pg_terminate_backend($1) AS ok", [pid]);
@@ -153,7 +153,7 @@ describe("two replicas on one database", () => {
       }
       assert.ok(b.app.kvmCache.stats.resync > resyncs, "the lost connection was noticed");
       await untilServing(b);
-      assert.notEqual(b.app.kvmCache.listenerPid, pid, "a new listener connection");
+      assert.notEqual(b.app.kvmCache.connectionPid, pid, "a new listener connection");
       // Serving from the cache again, with the new value.
       assert.equal(await read(b, url), `new${round}`);
       const after = b.app.kvmCache.stats.hit;
@@ -162,11 +162,11 @@ describe("two replicas on one database", () => {
     }
   });
 
-  test("while the notification connection is down the cache answers nothing", async () => {
+  test("while that connection is down the cache answers nothing", async () => {
     const url = entryUrl("replicas", "down");
     await put(a, url, "x");
     assert.equal(await read(b, url), "x");
-    const pid = b.app.kvmCache.listenerPid;
+    const pid = b.app.kvmCache.connectionPid;
     await admin.query("SELECT pg_terminate_backend($1)", [pid]);
     const deadline = performance.now() + 5000;
     while (b.app.kvmCache.serving && performance.now() < deadline) await sleep(2);
@@ -183,7 +183,7 @@ describe("two replicas on one database", () => {
 });
 
 describe("expiry and bounds", () => {
-  test("a cached entry is not served past its expiry, without any notification", async () => {
+  test("a cached entry is not served past its expiry, without any change", async () => {
     const url = entryUrl("ttl-cache", "short");
     const written = await put(a, url, "brief", { "x-kvm-ttl": "1" });
     const expiresAt = Number(written.headers["x-kvm-expires-at"]);

@@ -92,19 +92,19 @@ describe("migrate", () => {
     assert.equal(pending.code, 3, pending.stderr);
     assert.equal(
       pending.stdout,
-      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-notify\n",
+      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-log\n",
     );
     const up = await runCli(["migrate", "up"], { DATABASE_URL: url });
     assert.equal(up.code, 0, up.stderr);
     assert.equal(
       up.stdout,
-      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-notify\n",
+      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-log\n",
     );
     assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).stdout, "schema is current\n");
     const current = await runCli(["migrate", "status"], { DATABASE_URL: url });
     assert.equal(current.code, 0);
     const down = await runCli(["migrate", "down"], { DATABASE_URL: url });
-    assert.equal(down.stdout, "reverted: 0003_kvm-data-change-notify\n");
+    assert.equal(down.stdout, "reverted: 0003_kvm-data-change-log\n");
 
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -114,7 +114,7 @@ describe("migrate", () => {
     // 0003 and 0002 go, 0001 refuses: the output still says what was reverted.
     const refused = await runCli(["migrate", "down", "--count", "3"], { DATABASE_URL: url });
     assert.equal(refused.code, 1);
-    assert.equal(refused.stdout, "reverted: 0003_kvm-data-change-notify, 0002_kvm-data-expiry-index\n");
+    assert.equal(refused.stdout, "reverted: 0003_kvm-data-change-log, 0002_kvm-data-expiry-index\n");
     assert.match(refused.stderr, /kvm_data still holds entries .*migrate down --drop-data/);
     const dropped = await runCli(["migrate", "down", "--drop-data"], { DATABASE_URL: url });
     assert.equal(dropped.code, 0, dropped.stderr);

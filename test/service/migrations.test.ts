@@ -63,7 +63,7 @@ test("the migrations this build knows, in order", () => {
   assert.deepEqual(knownMigrations(), [
     "0001_create-kvm-data",
     "0002_kvm-data-expiry-index",
-    "0003_kvm-data-change-notify",
+    "0003_kvm-data-change-log",
   ]);
 });
 
@@ -125,36 +125,29 @@ describe("0002_kvm-data-expiry-index", () => {
   });
 });
 
-describe("0003_kvm-data-change-notify", () => {
-  /** The kvm_data_changed payloads `change` makes, as a listening replica receives them. */
-  async function notifications(url: string, change: (c: pg.Client) => Promise<unknown>): Promise<string[]> {
-    return withClient(url, async (listener) => {
-      const got: string[] = [];
-      listener.on("notification", (msg) => {
-        if (msg.channel === "kvm_data_changed") got.push(msg.payload ?? "");
-      });
-      await listener.query("LISTEN kvm_data_changed");
-      await withClient(url, change);
-      // A round trip on the listener's own channel: every earlier notification has arrived (commit order).
-      const done = new Promise<void>((resolve) =>
-        listener.on("notification", (msg) => msg.channel === "done" && resolve()),
-      );
-      await listener.query("LISTEN done");
-      await listener.query("NOTIFY done");
-      await done;
-      return got;
-    });
+describe("0003_kvm-data-change-log", () => {
+  /** The change-log rows `change` adds, as "<map>/<hex key>" ("*" for a TRUNCATE), in transaction order. */
+  async function logged(url: string, change: (c: pg.Client) => Promise<unknown>): Promise<string[]> {
+    await withClient(url, (c) => c.query("DELETE FROM kvm_changes"));
+    await withClient(url, change);
+    return withClient(url, async (c) =>
+      (
+        await c.query<{ change: string }>(
+          `SELECT CASE WHEN key IS NULL THEN '*' ELSE kvm_name || '/' || encode(key, 'hex') END AS change
+           FROM kvm_changes ORDER BY xid`,
+        )
+      ).rows.map((r) => r.change),
+    );
   }
 
-  test("every committed change of kvm_data is announced with <map>/<hex key>; rolled-back ones are not", async () => {
+  test("every committed change of kvm_data is logged with its map, key and transaction; rolled-back ones are not", async () => {
     const url = await db.createSibling();
     await migrateUp(url);
-    const k = Buffer.from("k\xff", "latin1").toString("hex");
+    const key = Buffer.from("k\xff", "latin1");
+    const k = key.toString("hex");
     assert.deepEqual(
-      await notifications(url, async (c) => {
-        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', $1, 'v')", [
-          Buffer.from("k\xff", "latin1"),
-        ]);
+      await logged(url, async (c) => {
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', $1, 'v')", [key]);
         await c.query("UPDATE kvm_data SET value = 'w' WHERE kvm_name = 'm'");
         await c.query("BEGIN");
         await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', 'rolled-back', 'v')");
@@ -163,17 +156,27 @@ describe("0003_kvm-data-change-notify", () => {
         await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('t', 'x', 'v')");
         await c.query("TRUNCATE kvm_data");
       }),
-      // One notification per transaction and payload (PostgreSQL folds duplicates within a transaction).
       [`m/${k}`, `m/${k}`, `m/${k}`, "t/78", "*"],
     );
+    // The log holds the writing transaction's id: what a reader compares with its snapshot's xmin.
+    const xids = await withClient(url, async (c) => {
+      await c.query("BEGIN");
+      await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('x', 'y', 'z')");
+      const own = (await c.query<{ xid: string }>("SELECT pg_current_xact_id()::text AS xid")).rows[0].xid;
+      await c.query("COMMIT");
+      const row = (await c.query<{ xid: string }>("SELECT xid::text FROM kvm_changes WHERE kvm_name = 'x'"))
+        .rows;
+      return { own, logged: row.map((r) => r.xid) };
+    });
+    assert.deepEqual(xids.logged, [xids.own]);
   });
 
-  test("up, re-run, down, up again: the triggers come and go, the data stays", async () => {
+  test("up, re-run, down, up again: the log and its triggers come and go, the data stays", async () => {
     const url = await db.createSibling();
     await migrateUp(url, 2);
     await insert(url, "kept-1");
-    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-notify"]);
-    await withClient(url, (c) => c.query(upSql("0003_kvm-data-change-notify")));
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    await withClient(url, (c) => c.query(upSql("0003_kvm-data-change-log")));
     const triggers = () =>
       withClient(url, async (c) =>
         (
@@ -182,17 +185,19 @@ describe("0003_kvm-data-change-notify", () => {
           )
         ).rows.map((r) => r.tgname),
       );
-    assert.deepEqual(await triggers(), ["kvm_data_notify_change", "kvm_data_notify_truncate"]);
-    assert.deepEqual(await notifications(url, (c) => c.query("DELETE FROM kvm_data")), ["m/6b6570742d31"]);
+    assert.deepEqual(await triggers(), ["kvm_data_log_change", "kvm_data_log_truncate"]);
+    assert.deepEqual(await logged(url, (c) => c.query("DELETE FROM kvm_data")), ["m/6b6570742d31"]);
     await insert(url, "kept-2");
 
-    assert.deepEqual(await migrateDown(url, 1), ["0003_kvm-data-change-notify"]);
+    assert.deepEqual(await migrateDown(url, 1), ["0003_kvm-data-change-log"]);
     assert.deepEqual(await triggers(), []);
-    assert.deepEqual(await notifications(url, (c) => c.query("UPDATE kvm_data SET value = 'x'")), []);
+    assert.equal(await exists(url, "kvm_changes"), false);
+    await withClient(url, (c) => c.query("UPDATE kvm_data SET value = 'x'"));
     assert.deepEqual(await rows(url), ["kept-2=x"]);
 
-    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-notify"]);
-    assert.deepEqual(await triggers(), ["kvm_data_notify_change", "kvm_data_notify_truncate"]);
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    assert.deepEqual(await triggers(), ["kvm_data_log_change", "kvm_data_log_truncate"]);
+    assert.deepEqual(await rows(url), ["kept-2=x"]);
   });
 });
 
@@ -209,7 +214,7 @@ describe("schema gate", () => {
     let status = await withClient(url, (c) => migrationStatus(c));
     assert.deepEqual(status, {
       applied: ["0001_create-kvm-data"],
-      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-notify"],
+      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-log"],
       unknown: [],
     });
     assert.match(
