@@ -27,7 +27,7 @@ export async function writeEntry(
   try {
     result = await repository.putEntry(kvm, key, value, ttlSeconds, condition);
   } finally {
-    // This replica's read cache forgets the key at once (others hear it through the change notification);
+    // This replica's read cache forgets the key at once (others read it from the change log);
     // also after a failure, since the statement may have committed before the connection was lost.
     cache.invalidate(kvm, key);
   }

@@ -77,7 +77,7 @@ describe("two replicas on one database", () => {
   test("the other replica serves from its cache, and a write through one replica reaches the other within the bound", async () => {
     const url = entryUrl("replicas", "k");
     await put(a, url, "v0");
-    // The write's own notification reaches B after the PUT's answer; once it has, B's fill stays.
+    // B reads the write's own change-log row after the PUT's answer; once it has, B's fill stays.
     await b.app.kvmCache.sync();
     assert.equal(await read(b, url), "v0");
     const hits = b.app.kvmCache.stats.hit;
