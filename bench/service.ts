@@ -22,7 +22,7 @@ import { BENCH_KVM, VALUE_BYTES } from "./lib/keys.ts";
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
-    warmup: { type: "string", default: "3" },
+    warmup: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
     scenarios: { type: "string", default: "get-zipf,get-uniform,put" },
     profile: { type: "string" },
@@ -81,6 +81,8 @@ async function seed(url: string, n: number): Promise<void> {
 
 interface Service {
   base: string;
+  /** The read cache's hit share of GETs since start, from /metrics. */
+  cacheHits(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -122,6 +124,14 @@ async function startService(databaseUrl: string): Promise<Service> {
   }
   return {
     base,
+    cacheHits: async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const count = (event: string) =>
+        Number(new RegExp(`kvm_cache_events_total\\{event="${event}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      const [hit, miss, bypass] = [count("hit"), count("miss"), count("bypass")];
+      const all = hit + miss + bypass;
+      return all === 0 ? "no cache reads" : `cache hits ${((100 * hit) / all).toFixed(1)}% of ${all} reads`;
+    },
     stop: async () => {
       proc.kill("SIGINT");
       await exited;

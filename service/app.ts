@@ -83,6 +83,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Logged by the onResponse hook below, in one line.
+    disableRequestLogging: true,
     // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
     // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
     // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
@@ -162,10 +164,37 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     if (closing) reply.header("connection", "close");
   });
 
+  // One access-log line per request (Fastify's own request logging, turned off above, writes two: "incoming
+  // request" and "request completed", each through the redaction) and the HTTP metrics, whose label children
+  // are looked up once per method, route and status rather than hashed on every request (BENCHMARKS.md,
+  // "Profile"). Entry URLs carry the key placeholder (rewriteEntryUrl), never the key.
+  const requestCounters = new Map<string, ReturnType<typeof metrics.httpRequests.labels>>();
+  const durationHistograms = new Map<string, ReturnType<typeof metrics.httpDuration.labels>>();
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const status = reply.statusCode;
+    const labels = `${request.method} ${route}`;
+    let counter = requestCounters.get(`${labels} ${status}`);
+    if (counter === undefined) {
+      counter = metrics.httpRequests.labels(request.method, route, String(status));
+      requestCounters.set(`${labels} ${status}`, counter);
+    }
+    counter.inc();
+    let histogram = durationHistograms.get(labels);
+    if (histogram === undefined) {
+      histogram = metrics.httpDuration.labels(request.method, route);
+      durationHistograms.set(labels, histogram);
+    }
+    const elapsed = reply.elapsedTime;
+    histogram.observe(elapsed / 1000);
+    request.log.info(
+      {
+        req: { method: request.method, url: request.url, remoteAddress: request.ip },
+        res: { statusCode: status },
+        responseTime: elapsed,
+      },
+      "request completed",
+    );
   });
 
   await app.register(swagger, {
