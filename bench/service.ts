@@ -222,14 +222,17 @@ try {
     }
     const service = await startService(url);
     let http: Figures;
+    let hits = "";
     try {
-      if (WARMUP > 0)
+      if (WARMUP > 0) {
         await child("bench/lib/http-load.ts", [service.base, sc.http, ...load, WARMUP, CONNECTIONS]);
+      }
       http = await child("bench/lib/http-load.ts", [service.base, sc.http, ...load, SECONDS, CONNECTIONS]);
+      if (sc.http === "GET") hits = `  (${await service.cacheHits()}, warm-up included)`;
     } finally {
       await service.stop();
     }
-    console.log(`  service ${sc.http.padEnd(25)} ${fmt(http)}`);
+    console.log(`  service ${sc.http.padEnd(25)} ${fmt(http)}${hits}`);
     if (raw !== null) {
       const ratio = http.rate / raw.rate;
       const p99ok = sc.p99Target === null || http.p99 <= sc.p99Target;

@@ -1,6 +1,6 @@
 // Builds the Fastify app around an already-migrated database pool. No listening, no process signals: the CLI
 // (service/server.ts) does that, and tests call buildApp() in-process with app.inject().
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type pg from "pg";
@@ -83,8 +83,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
-    // Logged by the onResponse hook below, in one line.
-    disableRequestLogging: true,
+    // Requests are logged by the onResponse hook below, in one line.
+    logController: new LogController({ disableRequestLogging: true }),
     // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
     // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
     // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
