@@ -35,6 +35,10 @@ export interface UpstreamRequest {
   headers: [string, string][];
   body: Buffer;
   trailers?: [string, string][];
+  /** The stream's filter state as the router sees it, keys as Envoy stores them (`wasm.<name>` for what a wasm
+   *  filter set with proxy_set_property): what later filters, the router's header formatters
+   *  (%FILTER_STATE(…)%) and access logs read. */
+  filterState: Map<string, Buffer>;
 }
 
 export type Upstream = (r: UpstreamRequest) => Promise<UpstreamAnswer> | UpstreamAnswer;

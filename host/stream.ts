@@ -23,7 +23,7 @@ import { randomUUID } from "node:crypto";
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus } from "./abi.ts";
 import type { LocalReply, StreamContext } from "./context.ts";
 import { payloadTooLargeReply, type Direction } from "./direction.ts";
-import { HeaderMap, toLatin1 } from "./header-map.ts";
+import { HeaderMap, fromLatin1, toLatin1 } from "./header-map.ts";
 import {
   buildRequest,
   localReplyHeaders,
@@ -123,6 +123,7 @@ export class HttpDriver {
     const r: UpstreamRequest = {
       headers: (this.dirs.request.sentHeaders ?? received).toPairs(),
       body: Buffer.concat(this.dirs.request.forwarded),
+      filterState: new Map([...this.stream.filterState].map(([k, v]) => [fromLatin1(k), Buffer.from(v)])),
     };
     if (this.dirs.request.sentTrailers) r.trailers = this.dirs.request.sentTrailers.toPairs();
     return r;

@@ -4,7 +4,7 @@
 // repository's own top-level folders that does not exist. Paths of other projects (Envoy's
 // `source/…`, proxy-wasm-cpp-host's `src/…`) are not under those folders and are left alone.
 //
-//   node --import tsx scripts/doc-references.ts [file …]   default: README.md and docs/*.md; exit 1 on any
+//   node --import tsx scripts/doc-references.ts [file …]   default: every Markdown file; exit 1 on any
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -146,16 +146,19 @@ export function findBrokenReferences(root: string, file: string, text: string): 
   return broken;
 }
 
-// README.md and every Markdown file under docs/.
+// README.md and every Markdown file in the repository's own folders (docs/, envoy/plugins/, bench/, …).
 export function documentationFiles(root: string = ROOT): string[] {
-  const docs = join(root, "docs");
-  const files = ["README.md"];
-  if (existsSync(docs)) {
-    for (const name of readdirSync(docs).sort()) {
-      if (name.endsWith(".md")) files.push(`docs/${name}`);
+  const files = existsSync(join(root, "README.md")) ? ["README.md"] : [];
+  const walk = (folder: string) => {
+    if (!existsSync(join(root, folder))) return;
+    for (const entry of readdirSync(join(root, folder), { withFileTypes: true })) {
+      const path = `${folder}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith(".md")) files.push(path);
     }
-  }
-  return files.filter((file) => existsSync(join(root, file)));
+  };
+  for (const folder of REPOSITORY_FOLDERS) walk(folder);
+  return files.sort((a, b) => (a === "README.md" ? -1 : b === "README.md" ? 1 : a < b ? -1 : 1));
 }
 
 export function checkFiles(files: string[], root: string = ROOT): BrokenReference[] {

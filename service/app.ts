@@ -14,6 +14,7 @@ import { createMetrics, registerCacheMetrics } from "./metrics.ts";
 import { EntryCache } from "./cache.ts";
 import { ExpiryPurger } from "./purge.ts";
 import { DatabaseUnavailableError, checkReadiness } from "./db.ts";
+import { clientErrorHandler, serializeRequest, validatorCompiler } from "./http-input.ts";
 import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -68,13 +69,15 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               paths: ["req.headers.authorization", "body", "value", "*.value"],
               censor: "[redacted]",
             },
-            serializers: { err: serializeError },
+            serializers: { err: serializeError, req: serializeRequest },
             // Tests pass a level and a stream; the protections above still apply.
             ...(typeof options.logger === "object" ? options.logger : {}),
           },
-    // Map names are up to 128 characters (the router's default parameter limit is 100); keys never reach
-    // the router (see rewriteEntryUrl).
-    routerOptions: { maxParamLength: 256 },
+    // Keys never reach the router (see rewriteEntryUrl). Map names are up to 128 characters, but a longer one
+    // must still reach the schema (400 invalid_kvm_name): the router's limit only has to exceed any URL Node
+    // accepts (its header limit is 16 KiB).
+    routerOptions: { maxParamLength: 64 * 1024 },
+    clientErrorHandler,
     rewriteUrl: (req) => rewriteEntryUrl(req.url ?? "/"),
     // Malformed URLs outside entry keys (bad percent-encoding in a map name, …) get the common error shape.
     frameworkErrors: (err, _request, reply) => {
@@ -96,6 +99,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       connectionsCheckingInterval: 1000,
     },
   });
+
+  app.setValidatorCompiler(validatorCompiler());
 
   const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });
   const metrics = createMetrics(pool);
@@ -189,7 +194,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     histogram.observe(elapsed / 1000);
     request.log.info(
       {
-        req: { method: request.method, url: request.url, remoteAddress: request.ip },
+        req: request,
         res: { statusCode: status },
         responseTime: elapsed,
       },

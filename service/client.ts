@@ -1,5 +1,7 @@
-// A typed client for the admin API, used by `envoy-kvm kvm …`. Node's global fetch; no extra dependency.
+// A typed client for the admin API, used by `envoy-kvm kvm …`. Node's http/https modules; no extra dependency.
 // Response types come from the route schemas (routes/schemas.ts), so client and service can not drift apart.
+import http from "node:http";
+import https from "node:https";
 import type { Static } from "typebox";
 import { percentEncodeBytes } from "./keys.ts";
 import type {
@@ -97,7 +99,7 @@ export class AdminClient {
       ...(options.ttlSeconds === undefined ? {} : { ttl: options.ttlSeconds }),
     };
     const res = await this.request("PUT", AdminClient.entryPath(kvm, key), body, headers);
-    const written = (await res.json()) as Static<typeof PutEntryResultSchema>;
+    const written = JSON.parse(res.body.toString("utf8")) as Static<typeof PutEntryResultSchema>;
     return { ...written, created: res.status === 201 };
   }
 
@@ -154,32 +156,54 @@ export class AdminClient {
     });
   }
 
+  /**
+   * The path goes out exactly as built: fetch (WHATWG URL) would resolve the dot segments of a map or key named
+   * "." or ".." (also when written %2E), which the service accepts, and so reach another URL.
+   */
   private async request(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
-  ): Promise<Response> {
-    const url = new URL(path, this.baseUrl);
-    let res: Response;
+  ): Promise<{ status: number; body: Buffer }> {
+    const base = this.baseUrl;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), "utf8");
+    let res: { status: number; statusText: string; body: Buffer };
     try {
-      res = await fetch(url, {
-        method,
-        headers: {
-          ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...headers,
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
+      res = await new Promise((resolve, reject) => {
+        const req = (base.protocol === "https:" ? https : http).request(
+          {
+            method,
+            host: base.hostname.replace(/^\[(.*)\]$/, "$1"),
+            port: base.port === "" ? undefined : Number(base.port),
+            path: `${base.pathname.replace(/\/$/, "")}${path}`,
+            headers: {
+              ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
+              ...(payload === undefined ? {} : { "content-type": "application/json" }),
+              ...headers,
+            },
+          },
+          (response) => {
+            const chunks: Buffer[] = [];
+            response.on("data", (chunk: Buffer) => chunks.push(chunk));
+            response.on("error", reject);
+            response.on("end", () =>
+              resolve({
+                status: response.statusCode ?? 0,
+                statusText: response.statusMessage ?? "",
+                body: Buffer.concat(chunks),
+              }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end(payload);
       });
     } catch (err) {
-      // fetch only says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is its cause.
-      const cause = (err as { cause?: unknown }).cause;
-      const reason = cause instanceof Error ? cause.message : (err as Error).message;
-      throw new ServiceError(0, "unreachable", `cannot reach ${url.origin}: ${reason}`);
+      throw new ServiceError(0, "unreachable", `cannot reach ${base.origin}: ${(err as Error).message}`);
     }
     if (res.status >= 400) {
-      const text = await res.text();
+      const text = res.body.toString("utf8");
       let parsed: { error?: string; message?: string } = {};
       try {
         parsed = JSON.parse(text) as typeof parsed;
@@ -198,7 +222,7 @@ export class AdminClient {
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.request(method, path, body);
-    return (res.status === 204 ? {} : await res.json()) as T;
+    return (res.status === 204 ? {} : JSON.parse(res.body.toString("utf8"))) as T;
   }
 }
 

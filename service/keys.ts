@@ -65,6 +65,11 @@ export function rewriteEntryUrl(url: string): string {
 /** The key of an entry URL (…/kvms/{kvm}/entries/{key}), validated: 1..MAX_KEY_BYTES bytes. */
 export function keyFromUrl(url: string): Buffer {
   const match = ENTRY_PATH.exec(url);
+  // Clients never send a fragment; a raw '#' here is a key byte that was not percent-encoded, and reading the
+  // key up to it would write another key than the one meant.
+  if (match !== null && url[match[0].length] === "#") {
+    throw badRequest("invalid_key", "key holds a raw '#': percent-encode it as %23");
+  }
   const encoded = match === null ? "" : match[2];
   const key = percentDecodeBytes(encoded);
   if (key === null) throw badRequest("invalid_key", "key is not valid percent-encoding");
@@ -95,6 +100,8 @@ export function bytesToJson<F extends string>(field: F, bytes: Buffer): Record<s
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** In a u-mode regex a well-formed surrogate pair is one code point; only unpaired halves match. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Reads `<field>` (UTF-8) or `<field>_base64` from a JSON object: exactly one must be present. */
 export function bytesFromJson(obj: Record<string, unknown>, field: string, where: string): Buffer {
@@ -103,7 +110,17 @@ export function bytesFromJson(obj: Record<string, unknown>, field: string, where
   if ((text === undefined) === (b64 === undefined)) {
     throw badRequest("bad_request", `${where}: exactly one of "${field}" and "${field}_base64" is required`);
   }
-  if (typeof text === "string") return Buffer.from(text, "utf8");
+  if (typeof text === "string") {
+    // UTF-8 can not encode a lone surrogate ("\ud800" in JSON): Buffer.from would write U+FFFD instead, and
+    // two different names would become the same key.
+    if (LONE_SURROGATE.test(text)) {
+      throw badRequest(
+        "bad_request",
+        `${where}: "${field}" holds a lone surrogate, which is not Unicode text: send the bytes as "${field}_base64"`,
+      );
+    }
+    return Buffer.from(text, "utf8");
+  }
   if (typeof b64 !== "string" || b64.length % 4 !== 0 || !BASE64.test(b64)) {
     throw badRequest("bad_request", `${where}: "${field}_base64" is not valid base64`);
   }

@@ -1,8 +1,9 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
-import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db-errors.ts";
 import type { CachedValue } from "./cache.ts";
+import { EXPIRY_FROM_TTL, GET_ENTRY_SQL, LIVE, MS, UPSERT_ENTRY_SQL } from "./statements.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -64,26 +65,17 @@ async function retrying<T>(statement: () => Promise<T>): Promise<T> {
 const backoff = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
 
-const LIVE = "(expires_at IS NULL OR expires_at > now())";
-const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
   ${MS("created_at")} AS created_at_ms, ${MS("updated_at")} AS updated_at_ms`;
-const EXPIRY_FROM_TTL =
-  "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
 
-/** The data plane's read: the columns a GET answers with (value, etag version, expiry), nothing else. */
-export const GET_ENTRY_SQL = `SELECT value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms
-  FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`;
-
-/** An unconditional PUT (see KvmRepository.upsert). */
-export const UPSERT_ENTRY_SQL = `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-  VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
-  ON CONFLICT (kvm_name, key) DO UPDATE
-    SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
-        version = nextval('kvm_data_version_seq'), updated_at = now(),
-        created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END
-  RETURNING (xmax = 0 OR created_at = now()) AS created, version::float8 AS version,
-    ${MS("expires_at")} AS expires_at_ms`;
+/**
+ * Unix milliseconds → timestamptz, exact up to Number.MAX_SAFE_INTEGER: to_timestamp() goes through a double
+ * of seconds and loses the last milliseconds of large values. Whole days plus the milliseconds of the day, added
+ * to a timestamp without time zone (no daylight-saving shifts), then read as UTC.
+ */
+const EXPIRY_FROM_MS = (ms: string) =>
+  `CASE WHEN ${ms} IS NULL THEN NULL ELSE (timestamp '1970-01-01' + make_interval(days => div(${ms}, 86400000)::int,
+     secs => mod(${ms}, 86400000)::float8 / 1000)) AT TIME ZONE 'UTC' END`;
 
 interface EntryRow {
   key: Buffer;
@@ -306,16 +298,45 @@ export class KvmRepository {
     after: Buffer | null,
     limit: number,
   ): Promise<StoredEntry[]> {
+    const res = await this.query<EntryRow>(
+      ...KvmRepository.entryRange(ENTRY_COLUMNS, kvm, prefix, after, limit),
+    );
+    return res.rows.map(toEntry);
+  }
+
+  /**
+   * The sizes (key + value bytes) of the entries listEntries would return, without reading the values:
+   * octet_length of a TOASTed value comes from its header. Pages are cut by bytes from these.
+   */
+  async listEntrySizes(kvm: string, prefix: Buffer, after: Buffer | null, limit: number): Promise<number[]> {
+    const res = await this.query<{ bytes: number }>(
+      ...KvmRepository.entryRange(
+        "(octet_length(key) + octet_length(value))::float8 AS bytes",
+        kvm,
+        prefix,
+        after,
+        limit,
+      ),
+    );
+    return res.rows.map((r) => r.bytes);
+  }
+
+  private static entryRange(
+    columns: string,
+    kvm: string,
+    prefix: Buffer,
+    after: Buffer | null,
+    limit: number,
+  ): [string, unknown[]] {
     const upper = prefixUpperBound(prefix);
     const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    const res = await this.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM kvm_data
+    return [
+      `SELECT ${columns} FROM kvm_data
        WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
          AND ${LIVE}
        ORDER BY key LIMIT $5`,
       [kvm, prefix, lower, upper, limit],
-    );
-    return res.rows.map(toEntry);
+    ];
   }
 
   /** Maps holding at least one live entry, by name, after `after`. */
@@ -402,7 +423,7 @@ export class KvmRepository {
       (run) =>
         run<{ created: boolean }>(
           `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-         SELECT $1, k, v, CASE WHEN e IS NULL THEN NULL ELSE to_timestamp(e / 1000.0) END
+         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}
          FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
          ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}

@@ -30,6 +30,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
     embedded = await startEmbeddedPostgres({
       dataDir: config.embeddedDataDir,
       port: config.embeddedPort,
+      // CLI commands (migrate status, …) then use this database instead of failing on the locked folder.
+      advertise: true,
       onLog: (line) => log.debug({ postgres: line }),
     });
     databaseUrl = embedded.url;

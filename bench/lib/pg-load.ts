@@ -5,7 +5,7 @@
 // Prints one JSON line: { rate, p50, p99, errors }.
 import pg from "pg";
 import { BENCH_KVM, benchKey, keySampler, seededRandom } from "./keys.ts";
-import { GET_ENTRY_SQL, UPSERT_ENTRY_SQL } from "../../service/repository.ts";
+import { GET_ENTRY_SQL, UPSERT_ENTRY_SQL } from "../../service/statements.ts";
 
 const [url, kind, entries, s, seconds, connections] = process.argv.slice(2);
 const next = keySampler(Number(entries), Number(s), seededRandom(7));

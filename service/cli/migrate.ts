@@ -10,10 +10,18 @@ const migrations = () => import("../migrate.ts");
 async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   const config = loadConfig();
   if (config.databaseUrl !== null) return fn(config.databaseUrl);
+  const { findRunningEmbedded, startEmbeddedPostgres } = await import("../embedded-postgres.ts");
+  // While `envoy-kvm service` (npm start) runs on this data folder, its PostgreSQL holds the folder: use it.
+  const running = findRunningEmbedded(config.embeddedDataDir);
+  if (running !== null) {
+    process.stderr.write(
+      `DATABASE_URL is not set: using the embedded PostgreSQL of the running envoy-kvm service (pid ${running.pid}) in ${running.dataDir}\n`,
+    );
+    return fn(running.url);
+  }
   process.stderr.write(
     `DATABASE_URL is not set: using the embedded PostgreSQL in ${config.embeddedDataDir}\n`,
   );
-  const { startEmbeddedPostgres } = await import("../embedded-postgres.ts");
   const embedded = await startEmbeddedPostgres({
     dataDir: config.embeddedDataDir,
     port: config.embeddedPort,

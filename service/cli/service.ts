@@ -15,7 +15,10 @@ export function serviceCommand(): Command {
         stopping = true;
         running.app.log.info({ signal }, "shutting down: finishing in-flight requests");
         running.stop().then(
-          () => process.exit(0),
+          () => {
+            running.app.log.info("envoy-kvm service stopped");
+            process.exit(0);
+          },
           (err: unknown) => {
             running.app.log.error({ err }, "shutdown failed");
             process.exit(1);

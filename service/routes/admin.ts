@@ -1,24 +1,18 @@
 // The admin API under /admin/v1: maps, entries as JSON, paginated listings, bulk import/export in the
 // apigeecli file shape. Keys and values appear as UTF-8 strings, or as <field>_base64 when not valid UTF-8.
+import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { Type, type Static } from "typebox";
-import { HttpError, badRequest } from "../errors.ts";
-import {
-  bytesFromJson,
-  bytesToJson,
-  checkKey,
-  decodePageToken,
-  encodePageToken,
-  keyFromRequest,
-} from "../keys.ts";
+import { Type } from "typebox";
+import { HttpError } from "../errors.ts";
+import { bytesFromJson, bytesToJson, checkKey, encodePageToken, keyFromRequest } from "../keys.ts";
 import type { ImportEntry, StoredEntry } from "../repository.ts";
 import type { AppContext } from "../context.ts";
+import { exportPage, mapAfter, pageSize, readPage } from "./pages.ts";
 import { etag, parseCondition, parseTtlSeconds } from "./conditions.ts";
 import { writeEntry } from "./entry-write.ts";
 import {
   IMPORT_MAX_ENTRIES,
-  BulkEntrySchema,
   BulkFileSchema,
   DeleteMapResultSchema,
   EntryListSchema,
@@ -39,8 +33,6 @@ import {
   PutEntryResultSchema,
 } from "./schemas.ts";
 
-type BulkEntry = Static<typeof BulkEntrySchema>;
-
 function entryJson(e: StoredEntry) {
   return {
     ...bytesToJson("key", e.key),
@@ -52,43 +44,15 @@ function entryJson(e: StoredEntry) {
   };
 }
 
-function bulkJson(e: StoredEntry): BulkEntry {
-  return {
-    ...bytesToJson("name", e.key),
-    ...bytesToJson("value", e.value),
-    ...(e.expiresAt === null ? {} : { expires_at: e.expiresAt }),
-  };
-}
-
 const ListQuery = Type.Object({ ...PrefixQuery, ...PageQuery });
-type PageRequest = Static<typeof ListQuery>;
-
-function prefixFrom(query: { prefix?: string; prefix_base64?: string }): Buffer {
-  if (query.prefix !== undefined && query.prefix_base64 !== undefined) {
-    throw badRequest("bad_request", "send prefix or prefix_base64, not both");
-  }
-  if (query.prefix_base64 !== undefined) return bytesFromJson(query, "prefix", "query");
-  return Buffer.from(query.prefix ?? "", "utf8");
-}
 
 export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Promise<void> {
   const { repository, metrics, config } = ctx;
   const app = plane.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ["admin"];
-
-  /** One page of live entries after the token, plus the token of the next page (null on the last page). */
-  async function page(kvm: string, query: PageRequest) {
-    const size = query.page_size ?? 100;
-    const rows = await repository.listEntries(
-      kvm,
-      prefixFrom(query),
-      decodePageToken("entry", query.page_token),
-      size + 1,
-    );
-    const more = rows.length > size;
-    const entries = more ? rows.slice(0, size) : rows;
-    return { entries, next: more ? encodePageToken("entry", entries[entries.length - 1].key) : null };
-  }
+  // Admin bodies are JSON only: without this, Fastify's text/plain parser would hand the JSON text to the
+  // schema as a string ("body must be object") instead of answering 415.
+  plane.removeContentTypeParser("text/plain");
 
   app.get(
     "/admin/v1/kvms",
@@ -101,9 +65,8 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const size = request.query.page_size ?? 100;
-      const after = decodePageToken("map", request.query.page_token);
-      const rows = await repository.listMaps(after === null ? null : after.toString("utf8"), size + 1);
+      const size = pageSize(request.query);
+      const rows = await repository.listMaps(mapAfter(request.query.page_token), size + 1);
       const more = rows.length > size;
       const kvms = more ? rows.slice(0, size) : rows;
       return {
@@ -144,7 +107,7 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const { entries, next } = await page(request.params.kvm, request.query);
+      const { entries, next } = await readPage(repository, request.params.kvm, request.query);
       return { entries: entries.map(entryJson), next_page_token: next };
     },
   );
@@ -171,8 +134,10 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
   app.put(
     "/admin/v1/kvms/:kvm/entries/:key",
     {
-      // base64 grows a value by 4/3; the decoded size is checked against the limit below.
-      bodyLimit: Math.ceil((config.maxValueBytes * 4) / 3) + 64 * 1024,
+      // A value as JSON text can be six times its size (a control byte is written \u0001), as base64 4/3 of
+      // it: a value at the limit, read through GET, can always be written back. The decoded size is checked
+      // against the limit below.
+      bodyLimit: config.maxValueBytes * 6 + 64 * 1024,
       schema: {
         summary: "Write an entry from JSON (If-Match / If-None-Match as on the data plane)",
         tags,
@@ -246,12 +211,13 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
         tags,
         params: KvmParams,
         querystring: ListQuery,
-        response: { 200: ExportPageSchema },
+        // Streamed (routes/pages.ts exportPage): the schema documents the page, it does not serialize it.
+        response: { 200: Type.Unsafe<Readable>(ExportPageSchema) },
       },
     },
-    async (request) => {
-      const { entries, next } = await page(request.params.kvm, request.query);
-      return { keyValueEntries: entries.map(bulkJson), nextPageToken: next ?? "" };
+    async (request, reply) => {
+      const page = await exportPage(repository, request.params.kvm, request.query);
+      return reply.type("application/json; charset=utf-8").send(page);
     },
   );
 

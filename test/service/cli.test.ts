@@ -2,7 +2,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  createReadStream,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -170,6 +179,57 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("maps and keys named . and .. are reached as they are (issue 12 #15)", async () => {
+    // fetch (WHATWG URL) would resolve these dot segments and reach another URL, or none.
+    for (const [map, key] of [
+      ["..", "."],
+      ["..", ".."],
+      [".", "a/../b"],
+    ]) {
+      assert.equal((await kvm(["put", map, key, `${map}|${key}`])).code, 0, `${map} ${key}`);
+      assert.equal((await kvm(["get", map, key])).stdout, `${map}|${key}`);
+    }
+    assert.equal((await kvm(["list", ".."])).stdout, ".\n..\n");
+    assert.equal((await kvm(["delete", "..", ".."])).code, 0);
+    assert.equal((await kvm(["delete", ".", "--all"])).stdout, "deleted 1 entries\n");
+    assert.equal(await rows("SELECT 1 FROM kvm_data WHERE kvm_name IN ('.', '..')"), 1);
+    await sql("DELETE FROM kvm_data WHERE kvm_name = '..'");
+  });
+
+  test("list and export a map of 100 values of 1 MiB (issue 12 #4)", async () => {
+    // Control bytes: 6 MiB of JSON each, 600 MiB for the map, more than one response could ever carry.
+    await sql(
+      `INSERT INTO kvm_data (kvm_name, key, value)
+       SELECT 'big', convert_to('k' || lpad(i::text, 3, '0'), 'UTF8'), decode(repeat('01', 1048576), 'hex')
+       FROM generate_series(1, 100) i`,
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-cli-"));
+    try {
+      const keys = Array.from({ length: 100 }, (_, i) => `k${String(i + 1).padStart(3, "0")}`);
+      const listed = await kvm(["list", "big"]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(listed.stdout, keys.map((k) => `${k}\n`).join(""));
+      const file = path.join(dir, "big.json");
+      const exported = await kvm(["export", "big", file]);
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.equal(exported.stdout, `exported 100 entries to ${file}\n`);
+      // One entry per line (the file as a whole is too large for one JavaScript string to read back).
+      const names: string[] = [];
+      const value = JSON.stringify("\u0001".repeat(1048576));
+      const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+      for await (const line of lines) {
+        const name = /^\{"name":"(k\d{3})","value":/.exec(line)?.[1];
+        if (name === undefined) continue;
+        assert.equal(line.replace(/,$/, ""), `{"name":"${name}","value":${value}}`);
+        names.push(name);
+      }
+      assert.deepEqual(names, keys);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sql("DELETE FROM kvm_data WHERE kvm_name = 'big'");
+    }
   });
 
   test("put --ttl 0 is accepted and means never expires", async () => {
@@ -367,6 +427,16 @@ describe("service and kvm commands", () => {
     assert.equal(await service.exited, 0);
     assert.match(service.logs(), /shutting down: finishing in-flight requests/);
   });
+
+  async function rows(text: string): Promise<number> {
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      return (await c.query(text)).rowCount ?? 0;
+    } finally {
+      await c.end();
+    }
+  }
 
   async function sql(text: string): Promise<void> {
     const c = new pg.Client({ connectionString: dbUrl });

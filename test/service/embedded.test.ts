@@ -1,43 +1,118 @@
-// The embedded PostgreSQL's start-up failures: each must end in one clear error, never in a hang.
+// The embedded PostgreSQL: where it runs as root, sharing it with CLI commands while the service runs, and its
+// start-up failures, each of which must end in one clear error, never in a hang.
 import { test } from "node:test";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { embeddedPostgresUnavailable, startEmbeddedPostgres } from "../../service/embedded-postgres.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/envoy-kvm.js");
 
 test(
-  "as root, a data folder inside a private folder is refused with the folder and the ways out",
+  "as root, binaries and data a private folder hides from the postgres user are moved where it can reach them, and the data persists",
   {
     skip:
       (userInfo().uid !== 0 && "PostgreSQL runs as another user only when started as root") ||
       (embeddedPostgresUnavailable() ?? false),
   },
   async () => {
+    // A clone in a private home as containers and CI have it: /root-like (mode 0700) holding the binaries
+    // (a copy of the platform package's native/ folder) and the default data folder.
     const home = mkdtempSync(path.join(tmpdir(), "kvm-private-"));
+    const reachable = mkdtempSync(path.join(tmpdir(), "kvm-reachable-"));
     chmodSync(home, 0o700);
+    chmodSync(reachable, 0o755);
+    const native = path.join(
+      path.dirname(
+        createRequire(createRequire(import.meta.url).resolve("embedded-postgres")).resolve(
+          `@embedded-postgres/${process.platform}-${process.arch}`,
+        ),
+      ),
+      "..",
+      "native",
+    );
+    cpSync(native, path.join(home, "native"), { recursive: true, verbatimSymlinks: true });
+    const options = {
+      dataDir: path.join(home, ".data", "postgres"),
+      port: null,
+      binaries: path.join(home, "native"),
+      reachableRoot: reachable,
+    };
     try {
-      await assert.rejects(
-        startEmbeddedPostgres({ dataDir: path.join(home, ".data", "postgres"), port: null }),
-        (err: Error) => {
-          assert.equal(
-            err.message,
-            `running as root, the embedded PostgreSQL runs as the system user "postgres", which can not reach ` +
-              `the data folder (${path.join(home, ".data")}): it can not enter ${home} (mode 0700). ` +
-              "Run envoy-kvm as a regular user, move the project (and KVM_DATA_DIR) to a folder others can " +
-              "enter, or set DATABASE_URL to use your own PostgreSQL",
-          );
-          return true;
-        },
+      const first = await startEmbeddedPostgres(options);
+      assert.match(first.dataDir, new RegExp(`^${reachable}/data-[0-9a-f]{12}/postgres$`));
+      assert.equal(first.created, true);
+      const client = new pg.Client({ connectionString: first.url });
+      await client.connect();
+      await client.query("CREATE TABLE kept (v text)");
+      await client.query("INSERT INTO kept VALUES ('across restarts')");
+      await client.end();
+      await first.stop();
+      assert.ok(
+        readdirSync(reachable).some((name) => name.startsWith("postgres-")),
+        "the binaries were staged",
       );
+
+      const second = await startEmbeddedPostgres(options);
+      assert.equal(second.dataDir, first.dataDir);
+      assert.equal(second.created, false);
+      const again = new pg.Client({ connectionString: second.url });
+      await again.connect();
+      assert.deepEqual((await again.query("SELECT v FROM kept")).rows, [{ v: "across restarts" }]);
+      await again.end();
+      await second.stop();
     } finally {
       rmSync(home, { recursive: true, force: true });
+      rmSync(reachable, { recursive: true, force: true });
     }
+  },
+);
+
+test(
+  "while the service runs on a data folder, CLI commands use its PostgreSQL instead of failing on the lock",
+  { skip: embeddedPostgresUnavailable() ?? false },
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-shared-"));
+    chmodSync(dir, 0o755);
+    const env: NodeJS.ProcessEnv = { ...process.env, KVM_DATA_DIR: path.join(dir, "pg"), PORT: "0" };
+    delete env.DATABASE_URL;
+    const service = spawn(process.execPath, [BIN, "service"], { env });
+    let logs = "";
+    service.stdout.on("data", (d) => (logs += d));
+    service.stderr.on("data", (d) => (logs += d));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        service.stdout.on("data", () => {
+          if (logs.includes("envoy-kvm service listening")) resolve();
+        });
+        service.on("close", (code) => reject(new Error(`service exited (${code}):\n${logs}`)));
+      });
+      const status = spawn(process.execPath, [BIN, "migrate", "status"], { env });
+      let stdout = "";
+      let stderr = "";
+      status.stdout.on("data", (d) => (stdout += d));
+      status.stderr.on("data", (d) => (stderr += d));
+      const [code] = await once(status, "close");
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout, "applied  0001_create-kvm-data\napplied  0002_kvm-data-expiry-index\n");
+      assert.match(
+        stderr,
+        new RegExp(
+          `^DATABASE_URL is not set: using the embedded PostgreSQL of the running envoy-kvm service \\(pid ${service.pid}\\)`,
+        ),
+      );
+    } finally {
+      service.kill("SIGTERM");
+      await once(service, "close");
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.match(logs.trimEnd().split("\n").at(-1) ?? "", /"msg":"envoy-kvm service stopped"/);
   },
 );
 

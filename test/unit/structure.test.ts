@@ -11,9 +11,9 @@ const root = new URL("../../", import.meta.url).pathname;
 const MAX_LINES = 500;
 
 /** Component folders whose .ts files must not import each other in a cycle. */
-const ACYCLIC = ["host"];
+const ACYCLIC = ["host", "service"];
 /** Component folders whose source files stay under MAX_LINES. */
-const SHORT_FILES = ["host"];
+const SHORT_FILES = ["host", "service"];
 
 describe("source tree", () => {
   for (const folder of ACYCLIC) {

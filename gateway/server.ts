@@ -1,0 +1,402 @@
+// The local gateway: serves an envoy.yaml (the part gateway/config.ts accepts) with the Node
+// proxy-wasm host — listeners, route matching, route names, per-route enabling of disabled wasm
+// filters, the wasm filters in order (each plugin with `workers` VMs over one shared-data store per
+// vm_id), and the router to the clusters. One access log line per request. Production runs Envoy:
+// what the gateway does not model is listed in docs/gateway.md.
+import { existsSync } from "node:fs";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  startPlugin,
+  type ClusterAnswer,
+  type ClusterHandler,
+  type HttpRequest,
+  type HttpResult,
+  type Plugin,
+  type UpstreamAnswer,
+  type UpstreamRequest,
+} from "../host/index.ts";
+import type { ClusterSpec, GatewayConfig, ListenerSpec, RouteSpec, WasmFilterSpec } from "./config.ts";
+
+export interface GatewayOptions {
+  /** Cluster name → "host:port", replacing the cluster's endpoints (e.g. `upstream=127.0.0.1:8080`). */
+  clusters?: Record<string, string>;
+  /** Listener name → "host:port" to listen on instead of the configured address (port 0 = any free port). */
+  listen?: Record<string, string>;
+  /** Path in the configuration → local path, for files such as the .wasm (e.g. `/etc/envoy/kvm_filter.wasm`). */
+  files?: Record<string, string>;
+  /** VMs per plugin, like Envoy's worker threads (default 2). */
+  workers?: number;
+  /** One line per request, and start-up notes. Default: stdout. */
+  log?: (line: string) => void;
+}
+
+export interface RunningGateway {
+  /** Listener name → the URL it serves. */
+  urls: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1) are not forwarded, in either direction.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+]);
+
+function hostPort(value: string, what: string): { address: string; port: number } {
+  const at = value.lastIndexOf(":");
+  const port = Number(value.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${what}: expected host:port, not ${value}`);
+  }
+  return { address: value.slice(0, at), port };
+}
+
+// Envoy's route table: the first route whose path and header conditions hold. A prefix is matched
+// against the whole :path (query included), an exact path against the path without the query.
+export function matchRoute(
+  routes: RouteSpec[],
+  method: string,
+  path: string,
+  headers: IncomingMessage["headers"],
+): RouteSpec | null {
+  const bare = path.split("?", 1)[0];
+  for (const route of routes) {
+    if (route.prefix !== undefined && !path.startsWith(route.prefix)) continue;
+    if (route.path !== undefined && bare !== route.path) continue;
+    const headersHold = route.headers.every(({ name, exact }) => {
+      if (name === ":method") return method === exact;
+      if (name === ":path") return path === exact;
+      const value = headers[name];
+      return (Array.isArray(value) ? value.join(",") : value) === exact;
+    });
+    if (headersHold) return route;
+  }
+  return null;
+}
+
+function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
+  const name = (host ?? "").toLowerCase().replace(/:\d+$/, "");
+  const exact = listener.virtualHosts.find((vh) => vh.domains.includes(name));
+  const any = listener.virtualHosts.find((vh) => vh.domains.includes("*"));
+  return (exact ?? any)?.routes ?? null;
+}
+
+// %FILTER_STATE(key:PLAIN)% in a request_headers_to_add value; an empty result adds no header.
+function formatHeader(value: string, filterState: Map<string, Buffer>): string {
+  return value.replace(
+    /%FILTER_STATE\(([^:)]+)(?::PLAIN)?\)%/g,
+    (_, key: string) => filterState.get(key)?.toString("latin1") ?? "",
+  );
+}
+
+function forward(
+  endpoint: { address: string; port: number },
+  method: string,
+  path: string,
+  headers: [string, string][],
+  body: Buffer,
+  timeoutMs: number | null,
+): Promise<{ status: number; headers: [string, string][]; body: Buffer } | "timeout" | "reset"> {
+  return new Promise((resolve) => {
+    const outgoing = httpRequest(
+      {
+        host: endpoint.address,
+        port: endpoint.port,
+        method,
+        path,
+        headers: headers.map(([k, v]) => [k, v]).flat(),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          const out: [string, string][] = [];
+          for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) {
+            const name = response.rawHeaders[i].toLowerCase();
+            if (!HOP_BY_HOP.has(name)) out.push([name, response.rawHeaders[i + 1]]);
+          }
+          resolve({ status: response.statusCode ?? 502, headers: out, body: Buffer.concat(chunks) });
+        });
+        response.on("error", () => resolve("reset"));
+      },
+    );
+    if (timeoutMs !== null && timeoutMs > 0) {
+      outgoing.setTimeout(timeoutMs, () => {
+        outgoing.destroy();
+        resolve("timeout");
+      });
+    }
+    outgoing.on("error", () => resolve("reset"));
+    outgoing.end(body);
+  });
+}
+
+// The router: the request as the last filter let it go, to the route's cluster.
+async function route(cluster: ClusterSpec, spec: RouteSpec, up: UpstreamRequest): Promise<UpstreamAnswer> {
+  const pseudo = new Map(up.headers.filter(([k]) => k.startsWith(":")));
+  const headers: [string, string][] = up.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
+  headers.push(["host", pseudo.get(":authority") ?? ""]);
+  for (const add of spec.requestHeadersToAdd) {
+    const value = formatHeader(add.value, up.filterState);
+    if (value === "") continue;
+    if (!add.append)
+      for (let i = headers.length - 1; i >= 0; i--) if (headers[i][0] === add.key) headers.splice(i, 1);
+    headers.push([add.key, value]);
+  }
+  const endpoint = cluster.endpoints[0];
+  const answer = endpoint
+    ? await forward(
+        endpoint,
+        pseudo.get(":method") ?? "GET",
+        pseudo.get(":path") ?? "/",
+        headers,
+        up.body,
+        15_000,
+      )
+    : "reset";
+  if (answer === "timeout") {
+    return { status: 504, headers: [["content-type", "text/plain"]], body: "upstream request timeout" };
+  }
+  if (answer === "reset") {
+    return {
+      status: 503,
+      headers: [["content-type", "text/plain"]],
+      body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+    };
+  }
+  return answer;
+}
+
+// A callout (proxy_http_call) to a cluster, answered the way Envoy's async client reports it.
+function calloutHandler(cluster: ClusterSpec): ClusterHandler {
+  return async ({ headers, body, timeoutMs }): Promise<ClusterAnswer> => {
+    const endpoint = cluster.endpoints[0];
+    if (!endpoint) return "reset";
+    const pseudo = new Map(headers.filter(([k]) => k.startsWith(":")));
+    const plain: [string, string][] = headers.filter(([k]) => !k.startsWith(":"));
+    plain.push(["host", pseudo.get(":authority") ?? ""]);
+    const answer = await forward(
+      endpoint,
+      pseudo.get(":method") ?? "GET",
+      pseudo.get(":path") ?? "/",
+      plain,
+      body,
+      timeoutMs,
+    );
+    if (answer === "timeout" || answer === "reset") return answer;
+    return { headers: [[":status", String(answer.status)], ...answer.headers], body: answer.body };
+  };
+}
+
+// The next filter sees the request as the previous one let it go, with the filter state it left.
+function nextRequest(up: UpstreamRequest, routeName: string): HttpRequest {
+  const pseudo = new Map(up.headers.filter(([k]) => k.startsWith(":")));
+  const filterState: Record<string, Uint8Array> = {};
+  for (const [key, value] of up.filterState) if (key.startsWith("wasm.")) filterState[key.slice(5)] = value;
+  return {
+    method: pseudo.get(":method"),
+    path: pseudo.get(":path") ?? "/",
+    authority: pseudo.get(":authority"),
+    scheme: pseudo.get(":scheme"),
+    headers: up.headers.filter(([k]) => !k.startsWith(":")),
+    body: up.body,
+    routeName,
+    filterState,
+  };
+}
+
+async function runChain(
+  chain: Plugin[],
+  worker: number,
+  request: HttpRequest,
+  router: (up: UpstreamRequest) => Promise<UpstreamAnswer>,
+): Promise<HttpResult> {
+  const [first, ...rest] = chain;
+  return first.worker(worker % first.workers.length).http(request, async (up) => {
+    if (rest.length === 0) return router(up);
+    const result = await runChain(rest, worker, nextRequest(up, request.routeName ?? ""), router);
+    return { status: result.status, headers: result.headers, body: result.body, trailers: result.trailers };
+  });
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve(Buffer.concat(chunks)));
+    request.on("error", reject);
+  });
+}
+
+async function startPlugins(
+  filters: WasmFilterSpec[],
+  listener: ListenerSpec,
+  clusters: Map<string, ClusterSpec>,
+  options: GatewayOptions,
+  log: (line: string) => void,
+): Promise<Map<string, Plugin>> {
+  const handlers: Record<string, ClusterHandler> = {};
+  for (const [name, spec] of clusters) handlers[name] = calloutHandler(spec);
+  const plugins = new Map<string, Plugin>();
+  for (const filter of filters) {
+    const wasm = options.files?.[filter.wasmFile] ?? filter.wasmFile;
+    if (!existsSync(wasm)) {
+      throw new Error(
+        `${filter.name}: ${wasm} does not exist (map it with --file ${filter.wasmFile}=<local path>)`,
+      );
+    }
+    const plugin = await startPlugin({
+      wasm,
+      rootId: filter.rootId,
+      vmId: filter.vmId,
+      pluginName: filter.pluginName,
+      configuration: filter.configuration,
+      workers: options.workers ?? 2,
+      allowOnHeadersStopIteration: filter.allowOnHeadersStopIteration,
+      failOpen: filter.failOpen,
+      bufferLimitBytes: listener.bufferLimitBytes,
+      clusters: handlers,
+      environment: filter.environment,
+      logSink: (level, message) => {
+        if (level >= 2) log(`wasm log ${filter.pluginName} (${filter.rootId}): ${message}`);
+      },
+    });
+    plugins.set(filter.name, plugin);
+  }
+  return plugins;
+}
+
+function answer(
+  res: ServerResponse,
+  result: { status: number; headers: [string, string][]; body: Buffer },
+): void {
+  const headers: [string, string][] = result.headers.filter(
+    ([k]) => !HOP_BY_HOP.has(k) && k !== "content-length",
+  );
+  headers.push(["content-length", String(result.body.length)]);
+  res.writeHead(result.status, headers.flat());
+  res.end(result.body);
+}
+
+export async function startGateway(
+  config: GatewayConfig,
+  options: GatewayOptions = {},
+): Promise<RunningGateway> {
+  const log = options.log ?? ((line: string) => process.stdout.write(line + "\n"));
+  const clusters = new Map<string, ClusterSpec>();
+  for (const [name, spec] of config.clusters) clusters.set(name, spec);
+  for (const [name, target] of Object.entries(options.clusters ?? {})) {
+    if (!clusters.has(name))
+      throw new Error(`--cluster ${name}: the configuration has no cluster named ${name}`);
+    clusters.set(name, { name, endpoints: [hostPort(target, `--cluster ${name}`)] });
+  }
+  for (const name of Object.keys(options.listen ?? {})) {
+    if (!config.listeners.some((l) => l.name === name))
+      throw new Error(`--listen ${name}: no listener named ${name}`);
+  }
+
+  const servers: Server[] = [];
+  const urls: Record<string, string> = {};
+  let requests = 0;
+  try {
+    for (const listener of config.listeners) {
+      const plugins = await startPlugins(listener.filters, listener, clusters, options, log);
+      const server = createServer((req, res) => {
+        const started = Date.now();
+        const method = req.method ?? "GET";
+        const path = req.url ?? "/";
+        const routes = virtualHostRoutes(listener, req.headers.host);
+        const spec = routes === null ? null : matchRoute(routes, method, path, req.headers);
+        const done = (status: number, bytes: number) =>
+          log(
+            `[${new Date(started).toISOString()}] "${method} ${path} HTTP/${req.httpVersion}" ${status} ` +
+              `route=${spec?.name || "-"} cluster=${spec?.cluster ?? "-"} ${bytes} ${Date.now() - started}ms`,
+          );
+        void (async () => {
+          const body = await readBody(req);
+          if (spec === null) {
+            res.writeHead(404, { "content-length": "0" }).end();
+            done(404, 0);
+            return;
+          }
+          const chain = listener.filters
+            .filter((f) => !f.disabled || spec.enables.includes(f.name))
+            .map((f) => plugins.get(f.name)!);
+          const headers: [string, string][] = [];
+          for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+            const name = req.rawHeaders[i].toLowerCase();
+            if (name !== "host" && !HOP_BY_HOP.has(name)) headers.push([name, req.rawHeaders[i + 1]]);
+          }
+          const request: HttpRequest = {
+            method,
+            path,
+            authority: req.headers.host ?? "",
+            scheme: "http",
+            headers,
+            body,
+            routeName: spec.name,
+          };
+          const router = (up: UpstreamRequest) => route(clusters.get(spec.cluster)!, spec, up);
+          const worker = requests++;
+          let result: { status: number; headers: [string, string][]; body: Buffer };
+          if (chain.length === 0) {
+            const pseudo: [string, string][] = [
+              [":method", method],
+              [":path", path],
+              [":authority", request.authority ?? ""],
+              [":scheme", "http"],
+            ];
+            const up = await router({ headers: [...pseudo, ...headers], body, filterState: new Map() });
+            result = { status: up.status, headers: up.headers ?? [], body: Buffer.from(up.body ?? "") };
+          } else {
+            result = await runChain(chain, worker, request, router);
+          }
+          answer(res, result);
+          done(result.status, result.body.length);
+        })().catch((err: unknown) => {
+          log(`gateway: ${method} ${path}: ${(err as Error).message}`);
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+          res.end("gateway error\n");
+          done(500, 0);
+        });
+      });
+      const target = options.listen?.[listener.name];
+      const { address, port } = target ? hostPort(target, `--listen ${listener.name}`) : listener;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, address, () => resolve());
+      });
+      servers.push(server);
+      const bound = server.address() as AddressInfo;
+      urls[listener.name] = `http://${address === "0.0.0.0" ? "127.0.0.1" : address}:${bound.port}`;
+    }
+  } catch (err) {
+    for (const server of servers) server.close();
+    throw err;
+  }
+  return {
+    urls,
+    stop: async () => {
+      await Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeAllConnections();
+            }),
+        ),
+      );
+    },
+  };
+}

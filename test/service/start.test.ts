@@ -1,0 +1,113 @@
+// `npm start` as users and process managers run it: the whole stack comes up and every command it
+// prints answers as printed; a TERM sent to the npm process stops everything — gateway, service and
+// its embedded PostgreSQL — with a "stopped" line last, leaving no process behind; and
+// `envoy-kvm --version` answers.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { embeddedPostgresUnavailable } from "../../service/embedded-postgres.ts";
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(ROOT, "bin/envoy-kvm.js");
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Processes whose command line mentions `needle` (the postmaster has its data folder on its command line).
+function processesMentioning(needle: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("envoy-kvm --version prints the package version", () => {
+  const { version } = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+    version: string;
+  };
+  assert.equal(execFileSync(process.execPath, [BIN, "--version"], { encoding: "utf8" }), `${version}\n`);
+});
+
+test(
+  "npm start: the printed commands answer as printed; a TERM to npm stops it all, ending with a stopped line",
+  { skip: embeddedPostgresUnavailable() ?? false, timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kvm-npm-start-"));
+    chmodSync(dir, 0o755);
+    const dataDir = path.join(dir, "pg");
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KVM_DATA_DIR: dataDir,
+      PORT: "0",
+      GATEWAY_PORT: "0",
+      UPSTREAM_PORT: "0",
+      LOG_LEVEL: "info",
+    };
+    for (const name of ["DATABASE_URL", "KVM_DATA_TOKENS", "KVM_ADMIN_TOKENS", "KVM_INSECURE", "HOST"]) {
+      delete env[name];
+    }
+    // Its own process group, as a terminal or a process manager would start it.
+    const npm = spawn("npm", ["start", "--silent"], { cwd: ROOT, env, detached: true });
+    let logs = "";
+    npm.stdout.on("data", (d) => (logs += d));
+    npm.stderr.on("data", (d) => (logs += d));
+    // "exit", not "close": a process left behind would hold the output pipes open.
+    const npmExited = new Promise<void>((resolve) => npm.on("exit", () => resolve()));
+    const outputClosed = new Promise<void>((resolve) => npm.on("close", () => resolve()));
+    try {
+      for (let i = 0; i < 900 && !logs.includes("Ctrl-C stops everything"); i++) await sleep(100);
+      assert.match(
+        logs,
+        /envoy-kvm is running:\n {2}gateway \(envoy\/envoy\.yaml on the Node host\) +http:\/\/127\.0\.0\.1:\d+\n/,
+      );
+      assert.ok(processesMentioning(dataDir).length > 0, "PostgreSQL runs on the data folder");
+      // Every printed `$ command` gives the answer printed under it.
+      const printed = logs.slice(logs.indexOf("Try (answers as on a fresh start):")).split("\n");
+      let tried = 0;
+      for (let i = 0; i < printed.length; i++) {
+        if (!printed[i].startsWith("  $ ")) continue;
+        const command = printed[i].slice(4);
+        const answer = execFileSync("bash", ["-c", command], { encoding: "utf8" }).trimEnd();
+        assert.equal(answer, printed[i + 1].slice(2), command);
+        tried++;
+      }
+      assert.ok(tried >= 5, `only ${tried} commands printed`);
+
+      process.kill(npm.pid!, "SIGTERM");
+      await npmExited;
+      for (let i = 0; i < 300 && (groupAlive(npm.pid!) || processesMentioning(dataDir).length > 0); i++) {
+        await sleep(100);
+      }
+      assert.equal(groupAlive(npm.pid!), false, `processes left in npm's group:\n${logs}`);
+      assert.deepEqual(processesMentioning(dataDir), [], "PostgreSQL is still running");
+      assert.equal(
+        existsSync(path.join(dataDir, "postmaster.pid")),
+        false,
+        "PostgreSQL did not shut down cleanly",
+      );
+      await outputClosed;
+      assert.equal(logs.trimEnd().split("\n").at(-1), "envoy-kvm stopped");
+    } finally {
+      if (groupAlive(npm.pid!)) process.kill(-npm.pid!, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
