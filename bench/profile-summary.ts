@@ -40,18 +40,41 @@ function area(url: string, fn: string): string {
   return url;
 }
 
+/** Node core and V8 frames are charged to the nearest caller outside them (pg, fastify, pino, service/…). */
+const isCore = (a: string) => a.startsWith("node:") || a === "(native)";
+
 const byArea = new Map<string, number>();
+const byOwner = new Map<string, number>();
 const byFn = new Map<string, number>();
 let total = 0;
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, Node>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n);
+  const ownerCache = new Map<number, string>();
+  const ownerOf = (node: Node): string => {
+    const cached = ownerCache.get(node.id);
+    if (cached !== undefined) return cached;
+    const a = area(node.callFrame.url, node.callFrame.functionName);
+    let owner = a;
+    if (isCore(a)) {
+      const up = parent.get(node.id);
+      owner =
+        up === undefined || up.callFrame.functionName === "(root)" ? `${a} (event loop, I/O)` : ownerOf(up);
+      if (owner.endsWith("(event loop, I/O)")) owner = "node core (event loop, I/O, HTTP parsing)";
+    }
+    ownerCache.set(node.id, owner);
+    return owner;
+  };
   for (let i = 0; i < profile.samples.length; i++) {
     const node = nodes.get(profile.samples[i])!;
     const dt = profile.timeDeltas[i] ?? 0;
     const { functionName, url, lineNumber } = node.callFrame;
     const a = area(url, functionName);
     byArea.set(a, (byArea.get(a) ?? 0) + dt);
+    const o = ownerOf(node);
+    byOwner.set(o, (byOwner.get(o) ?? 0) + dt);
     const fnKey = `${functionName || "(anonymous)"} ${a}:${lineNumber + 1}`;
     byFn.set(fnKey, (byFn.get(fnKey) ?? 0) + dt);
     total += dt;
@@ -68,6 +91,13 @@ for (const [a, us] of [...byArea]
   .sort((x, y) => y[1] - x[1])
   .slice(0, top)) {
   console.log(`  ${pct(us)}  ${a}`);
+}
+console.log("\nby owner (node core and native time charged to the nearest caller outside node core):");
+for (const [o, us] of [...byOwner]
+  .filter(([o]) => o !== "(idle)")
+  .sort((x, y) => y[1] - x[1])
+  .slice(0, top)) {
+  console.log(`  ${pct(us)}  ${o}`);
 }
 console.log("\ntop functions by self time:");
 for (const [f, us] of [...byFn]
