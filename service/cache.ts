@@ -163,8 +163,12 @@ export class EntryCache {
     this.stopped = true;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     if (this.pollTimer !== null) clearTimeout(this.pollTimer);
-    this.goDown();
+    const ended = this.goDown();
     for (const w of this.waiters.splice(0)) w.resolve();
+    // The connection is closed before the pool is (a test then drops its database); bounded for a silent server.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -282,14 +286,15 @@ export class EntryCache {
     this.fills.clear();
   }
 
-  private goDown(): void {
+  /** Stops serving and following the log; resolves when the connection has closed. */
+  private goDown(): Promise<void> {
     this.following = false;
     this.confirmedAt = -Infinity;
     this.xmin = null;
     this.clear();
     const client = this.client;
     this.client = null;
-    if (client !== null) client.end().catch(() => {});
+    return client === null ? Promise.resolve() : client.end().catch(() => {});
   }
 
   private resync(err: Error | undefined, what: string): void {
@@ -298,7 +303,7 @@ export class EntryCache {
       `cache ${what}: the cache stops serving until it has resynchronised`,
     );
     this.stats.resync++;
-    this.goDown();
+    void this.goDown();
     this.scheduleReconnect();
   }
 
