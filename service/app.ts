@@ -277,11 +277,11 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   });
   await app.register(async (plane) => {
     plane.addHook("onRequest", requireBearer(adminTokens));
-    // An admin write (import, map delete, entry delete or put) is answered once this replica's read cache has
-    // caught up with it, so a data-plane read here right after the answer sees it (other replicas within
+    // A successful admin write (import, map delete, entry delete or put) is answered once this replica's read
+    // cache has caught up with it, so a data-plane read here right after the answer sees it (other replicas within
     // KVM_CACHE_MAX_STALENESS_MS).
-    plane.addHook("onSend", async (request) => {
-      if (request.method !== "GET" && request.method !== "HEAD") await cache.sync();
+    plane.addHook("onSend", async (request, reply) => {
+      if (request.method !== "GET" && request.method !== "HEAD" && reply.statusCode < 400) await cache.sync();
     });
     await adminRoutes(plane, ctx);
   });

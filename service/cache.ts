@@ -227,11 +227,12 @@ export class EntryCache {
 
   /**
    * Resolves once every change committed before the call has reached this cache (a poll started after the
-   * call has returned), or after maxStalenessMs when the connection is down: after a write made outside this
-   * replica's data plane, the next read here sees it.
+   * call has returned), at once when the cache is not following the log, or after maxStalenessMs when a poll
+   * does not come back: after a write made outside this replica's data plane, the next read here sees it.
    */
   sync(): Promise<void> {
-    if (!this.enabled || this.stopped) return Promise.resolve();
+    // Not following the log: nothing is served, and the next fresh start empties the cache anyway.
+    if (!this.enabled || this.stopped || !this.following) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.options.maxStalenessMs);
       timer.unref();
