@@ -1,6 +1,6 @@
 // Builds the Fastify app around an already-migrated database pool. No listening, no process signals: the CLI
 // (service/server.ts) does that, and tests call buildApp() in-process with app.inject().
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type pg from "pg";
@@ -10,7 +10,8 @@ import { KvmRepository } from "./repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, registerCacheMetrics } from "./metrics.ts";
+import { EntryCache } from "./cache.ts";
 import { ExpiryPurger } from "./purge.ts";
 import { clientErrorHandler, serializeRequest, validatorCompiler } from "./http-input.ts";
 import { DatabaseUnavailableError } from "./db.ts";
@@ -86,6 +87,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // Bodies are read per route (raw values on /v1, JSON on /admin); this is the JSON default.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Requests are logged by the onResponse hook below, in one line.
+    logController: new LogController({ disableRequestLogging: true }),
     // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
     // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
     // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
@@ -102,7 +105,18 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
 
   const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });
   const metrics = createMetrics(pool);
-  const ctx: AppContext = { config, pool, repository, metrics };
+  const cache = new EntryCache(
+    pool,
+    {
+      maxBytes: config.cacheMaxBytes,
+      maxStalenessMs: config.cacheMaxStalenessMs,
+      pollMs: Math.max(25, Math.floor(config.cacheMaxStalenessMs / 5)),
+      connectTimeoutMs: config.pgConnectTimeoutMs,
+    },
+    app.log,
+  );
+  if (cache.enabled) registerCacheMetrics(metrics.registry, cache);
+  const ctx: AppContext = { config, pool, repository, metrics, cache };
   const dataTokens = new TokenSet(config.dataTokens);
   const adminTokens = new TokenSet(config.adminTokens);
 
@@ -156,10 +170,37 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     if (closing) reply.header("connection", "close");
   });
 
+  // One access-log line per request (Fastify's own request logging, turned off above, writes two: "incoming
+  // request" and "request completed", each through the redaction) and the HTTP metrics, whose label children
+  // are looked up once per method, route and status rather than hashed on every request (BENCHMARKS.md,
+  // "Profile"). Entry URLs carry the key placeholder (rewriteEntryUrl), never the key.
+  const requestCounters = new Map<string, ReturnType<typeof metrics.httpRequests.labels>>();
+  const durationHistograms = new Map<string, ReturnType<typeof metrics.httpDuration.labels>>();
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const status = reply.statusCode;
+    const labels = `${request.method} ${route}`;
+    let counter = requestCounters.get(`${labels} ${status}`);
+    if (counter === undefined) {
+      counter = metrics.httpRequests.labels(request.method, route, String(status));
+      requestCounters.set(`${labels} ${status}`, counter);
+    }
+    counter.inc();
+    let histogram = durationHistograms.get(labels);
+    if (histogram === undefined) {
+      histogram = metrics.httpDuration.labels(request.method, route);
+      durationHistograms.set(labels, histogram);
+    }
+    const elapsed = reply.elapsedTime;
+    histogram.observe(elapsed / 1000);
+    request.log.info(
+      {
+        req: request,
+        res: { statusCode: status },
+        responseTime: elapsed,
+      },
+      "request completed",
+    );
   });
 
   await app.register(swagger, {
@@ -237,6 +278,12 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   });
   await app.register(async (plane) => {
     plane.addHook("onRequest", requireBearer(adminTokens));
+    // A successful admin write (import, map delete, entry delete or put) is answered once this replica's read
+    // cache has caught up with it, so a data-plane read here right after the answer sees it (other replicas within
+    // KVM_CACHE_MAX_STALENESS_MS).
+    plane.addHook("onSend", async (request, reply) => {
+      if (request.method !== "GET" && request.method !== "HEAD" && reply.statusCode < 400) await cache.sync();
+    });
     await adminRoutes(plane, ctx);
   });
 
@@ -247,13 +294,21 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     (n) => metrics.purged.inc(n),
   );
   app.decorate("purger", purger);
-  app.addHook("onReady", async () => purger.start());
-  app.addHook("onClose", async () => purger.stop());
+  app.addHook("onReady", async () => {
+    purger.start();
+    cache.start();
+  });
+  app.addHook("onClose", async () => {
+    await purger.stop();
+    await cache.stop();
+  });
+  app.decorate("kvmCache", cache);
   return app;
 }
 
 declare module "fastify" {
   interface FastifyInstance {
     purger: ExpiryPurger;
+    kvmCache: EntryCache;
   }
 }

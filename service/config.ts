@@ -41,6 +41,10 @@ export interface ServiceConfig {
   httpRequestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   httpKeepAliveTimeoutMs: number;
+  /** Bytes the data plane's read cache may hold (service/cache.ts); 0 = no cache. */
+  cacheMaxBytes: number;
+  /** The oldest answer the cache may give, relative to writes committed through any replica. */
+  cacheMaxStalenessMs: number;
   logLevel: string;
   embeddedDataDir: string;
   /** null = pick a free port at start. */
@@ -205,6 +209,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     pgBulkStatementTimeoutMs: integer(env, "KVM_PG_BULK_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
     pgStartupTimeoutMs: integer(env, "KVM_PG_STARTUP_TIMEOUT_MS", 30_000, 0, 3_600_000),
     ...httpTimeouts(env),
+    cacheMaxBytes: integer(env, "KVM_CACHE_MAX_BYTES", 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
+    cacheMaxStalenessMs: integer(env, "KVM_CACHE_MAX_STALENESS_MS", 1000, 100, 600_000),
     logLevel: env.LOG_LEVEL && env.LOG_LEVEL !== "" ? env.LOG_LEVEL : "info",
     embeddedDataDir: path.resolve(
       cwd,

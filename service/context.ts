@@ -4,10 +4,13 @@ import type pg from "pg";
 import type { ServiceConfig } from "./config.ts";
 import type { KvmRepository } from "./repository.ts";
 import type { ServiceMetrics } from "./metrics.ts";
+import type { EntryCache } from "./cache.ts";
 
 export interface AppContext {
   config: ServiceConfig;
   pool: pg.Pool;
   repository: KvmRepository;
   metrics: ServiceMetrics;
+  /** The data plane's read cache (disabled when KVM_CACHE_MAX_BYTES=0). */
+  cache: EntryCache;
 }

@@ -1,6 +1,7 @@
 // Prometheus metrics on a registry per app instance (tests build several apps in one process).
 import client from "prom-client";
 import type pg from "pg";
+import type { CacheStats, EntryCache } from "./cache.ts";
 
 export interface ServiceMetrics {
   registry: client.Registry;
@@ -58,4 +59,32 @@ export function createMetrics(pool: pg.Pool): ServiceMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** The read cache's counters and size, read from the cache when scraped (nothing on the request path). */
+export function registerCacheMetrics(registry: client.Registry, cache: EntryCache): void {
+  new client.Counter({
+    name: "kvm_cache_events_total",
+    help: "Read cache events: hit, miss (read and kept), bypass (cache not serving), invalidation, eviction, resync",
+    labelNames: ["event"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [event, n] of Object.entries(cache.stats) as [keyof CacheStats, number][]) {
+        this.inc({ event }, n);
+      }
+    },
+  });
+  new client.Gauge({
+    name: "kvm_cache_size",
+    help: "Read cache size: entries, bytes (bounded by KVM_CACHE_MAX_BYTES), serving (1 = answers may come from it)",
+    labelNames: ["measure"],
+    registers: [registry],
+    collect() {
+      const { entries, bytes } = cache.size;
+      this.set({ measure: "entries" }, entries);
+      this.set({ measure: "bytes" }, bytes);
+      this.set({ measure: "serving" }, cache.serving ? 1 : 0);
+    },
+  });
 }

@@ -2,6 +2,8 @@
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
 import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
+import type { CachedValue } from "./cache.ts";
+import { EXPIRY_FROM_TTL, GET_ENTRY_SQL, LIVE, MS, UPSERT_ENTRY_SQL } from "./statements.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -63,12 +65,8 @@ async function retrying<T>(statement: () => Promise<T>): Promise<T> {
 const backoff = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
 
-const LIVE = "(expires_at IS NULL OR expires_at > now())";
-const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
   ${MS("created_at")} AS created_at_ms, ${MS("updated_at")} AS updated_at_ms`;
-const EXPIRY_FROM_TTL =
-  "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
 
 /**
  * Unix milliseconds → timestamptz, exact up to Number.MAX_SAFE_INTEGER: to_timestamp() goes through a double
@@ -145,12 +143,14 @@ export class KvmRepository {
     this.bulkStatementTimeoutMs = options.bulkStatementTimeoutMs ?? 30_000;
   }
 
+  /** `name`: a prepared statement (parsed and planned once per connection), for the data plane's hot path. */
   private async query<R extends pg.QueryResultRow>(
     text: string,
     values: unknown[],
+    name?: string,
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(name === undefined ? { text, values } : { name, text, values });
     } catch (err) {
       throw classifyDatabaseError(err);
     }
@@ -166,6 +166,18 @@ export class KvmRepository {
       [kvm, key],
     );
     return res.rows.length === 0 ? null : toEntry(res.rows[0]);
+  }
+
+  /** The data plane's read: value, version and expiry of a live entry, or null. */
+  async readEntry(kvm: string, key: Buffer): Promise<CachedValue | null> {
+    const res = await this.query<{ value: Buffer; version: number; expires_at_ms: number | null }>(
+      GET_ENTRY_SQL,
+      [kvm, key],
+      "kvm_get_entry",
+    );
+    if (res.rows.length === 0) return null;
+    const row = res.rows[0];
+    return { value: row.value, version: row.version, expiresAt: row.expires_at_ms };
   }
 
   /**
@@ -211,15 +223,9 @@ export class KvmRepository {
     ttlSeconds: number | null,
   ): Promise<PutResult> {
     const res = await this.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
-      `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-       VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
-       ON CONFLICT (kvm_name, key) DO UPDATE
-         SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
-             version = nextval('kvm_data_version_seq'), updated_at = now(),
-             created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END
-       RETURNING (xmax = 0 OR created_at = now()) AS created, version::float8 AS version,
-         ${MS("expires_at")} AS expires_at_ms`,
+      UPSERT_ENTRY_SQL,
       [kvm, key, value, ttlSeconds],
+      "kvm_upsert_entry",
     );
     const row = res.rows[0];
     return {

@@ -19,7 +19,11 @@ const entryHeaders = {
 };
 
 export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): Promise<void> {
-  const { repository, metrics, config } = ctx;
+  const { repository, metrics, config, cache } = ctx;
+  // Label children looked up once: the counter's label hashing is not repeated on every request.
+  const getMiss = metrics.operations.labels("get", "miss");
+  const getHit = metrics.operations.labels("get", "hit");
+  const getNotModified = metrics.operations.labels("get", "not_modified");
   const app = plane.withTypeProvider<TypeBoxTypeProvider>();
 
   // Values are opaque bytes whatever the caller labels them: every content type (and none) is read as a raw
@@ -65,9 +69,13 @@ export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): 
     },
     async (request, reply) => {
       const key = keyFromRequest(request);
-      const entry = await repository.getEntry(request.params.kvm, key);
+      const kvm = request.params.kvm;
+      // The read cache first (service/cache.ts: within KVM_CACHE_MAX_STALENESS_MS of every replica's writes,
+      // never past an entry's expiry), then the database.
+      let entry = cache.lookup(kvm, key);
+      if (entry === undefined) entry = await cache.load(kvm, key, () => repository.readEntry(kvm, key));
       if (entry === null) {
-        metrics.operations.inc({ operation: "get", result: "miss" });
+        getMiss.inc();
         throw new HttpError(404, "not_found", "no such entry (absent or expired)");
       }
       reply.header("etag", etag(entry.version));
@@ -75,10 +83,10 @@ export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): 
       reply.header("cache-control", "no-store");
       // Revalidation for a caller's read cache (RFC 9110 §13.1.2): its copy is current, skip the value.
       if (matchesVersion(request.headers["if-none-match"], entry.version)) {
-        metrics.operations.inc({ operation: "get", result: "not_modified" });
+        getNotModified.inc();
         return reply.code(304).send();
       }
-      metrics.operations.inc({ operation: "get", result: "hit" });
+      getHit.inc();
       reply.type("application/octet-stream");
       return reply.send(entry.value);
     },
@@ -138,7 +146,13 @@ export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): 
     async (request, reply) => {
       const key = keyFromRequest(request);
       const condition = parseCondition(request.headers, false);
-      const outcome = await repository.deleteEntry(request.params.kvm, key, condition);
+      let outcome;
+      try {
+        outcome = await repository.deleteEntry(request.params.kvm, key, condition);
+      } finally {
+        // Also after a failure: the statement may have committed before the connection was lost.
+        cache.invalidate(request.params.kvm, key);
+      }
       metrics.operations.inc({ operation: "delete", result: outcome });
       if (outcome === "precondition_failed") {
         throw new HttpError(412, "precondition_failed", "the entry is absent or has another version");

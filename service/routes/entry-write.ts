@@ -18,12 +18,19 @@ export interface EntryWrite {
 
 /** Writes the entry and sets the reply's etag / expiry headers; the status to answer is 201 created or 200 replaced. */
 export async function writeEntry(
-  { repository, metrics }: AppContext,
+  { repository, metrics, cache }: AppContext,
   reply: FastifyReply,
   write: EntryWrite,
 ): Promise<{ status: 200 | 201; version: number; expires_at: number | null }> {
   const { kvm, key, value, ttlSeconds, condition } = write;
-  const result = await repository.putEntry(kvm, key, value, ttlSeconds, condition);
+  let result;
+  try {
+    result = await repository.putEntry(kvm, key, value, ttlSeconds, condition);
+  } finally {
+    // This replica's read cache forgets the key at once (others read it from the change log);
+    // also after a failure, since the statement may have committed before the connection was lost.
+    cache.invalidate(kvm, key);
+  }
   metrics.operations.inc({ operation: "put", result: result.outcome });
   if (result.outcome === "precondition_failed") {
     throw new HttpError(

@@ -2,6 +2,7 @@
 // opposite orders, a whole-map delete while clients keep adding keys. None of them may answer 5xx or hang.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import type pg from "pg";
 import { KvmRepository } from "../../service/repository.ts";
 import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 
@@ -50,7 +51,9 @@ describe("unconditional PUT against DELETE (issue 12 #2)", () => {
     const racing = new Proxy(t.pool, {
       get(pool, prop, receiver) {
         if (prop !== "query") return Reflect.get(pool, prop, receiver);
-        return async (text: string, values?: unknown[]) => {
+        // The repository sends (text, values) or a prepared statement's config ({ name, text, values }).
+        return async (query: string | pg.QueryConfig, values?: unknown[]) => {
+          const text = typeof query === "string" ? query : query.text;
           if (/^\s*INSERT/i.test(text)) {
             await pool.query(
               "INSERT INTO kvm_data (kvm_name, key, value) VALUES ($1, $2, 'other') ON CONFLICT DO NOTHING",
@@ -59,7 +62,7 @@ describe("unconditional PUT against DELETE (issue 12 #2)", () => {
           } else if (/^\s*UPDATE/i.test(text)) {
             await pool.query("DELETE FROM kvm_data WHERE kvm_name = $1 AND key = $2", [kvm, key]);
           }
-          return pool.query(text, values);
+          return typeof query === "string" ? pool.query(query, values) : pool.query(query);
         };
       },
     });

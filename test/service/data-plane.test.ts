@@ -10,6 +10,7 @@ import {
   createTestDatabase,
   dbNowMs,
   entryUrl,
+  cacheSynced,
   expireNow,
   startTestApp,
   type TestApp,
@@ -449,6 +450,7 @@ describe("purge under concurrent writes", () => {
     } finally {
       writer.release();
     }
+    await cacheSynced(t.pool);
     const read = await get(url);
     assert.equal(read.statusCode, 200);
     assert.equal(read.body, "refreshed");

@@ -100,7 +100,10 @@ test(
       status.stderr.on("data", (d) => (stderr += d));
       const [code] = await once(status, "close");
       assert.equal(code, 0, stderr);
-      assert.equal(stdout, "applied  0001_create-kvm-data\napplied  0002_kvm-data-expiry-index\n");
+      assert.equal(
+        stdout,
+        "applied  0001_create-kvm-data\napplied  0002_kvm-data-expiry-index\napplied  0003_kvm-data-change-log\n",
+      );
       assert.match(
         stderr,
         new RegExp(

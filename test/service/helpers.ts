@@ -82,6 +82,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/**
+ * The apps built on each pool: a test that changes kvm_data behind the service's back (expireNow, plain SQL)
+ * waits until their read caches have heard of it (the cache's own bound is KVM_CACHE_MAX_STALENESS_MS).
+ */
+const appsOfPool = new WeakMap<pg.Pool, FastifyInstance>();
+
+/** Resolves once the read cache of the app on `pool` has caught up with every change committed so far. */
+export async function cacheSynced(pool: pg.Pool): Promise<void> {
+  await appsOfPool.get(pool)?.kvmCache.sync();
+}
+
 export interface TestApp {
   app: FastifyInstance;
   pool: pg.Pool;
@@ -109,6 +120,7 @@ export async function startTestApp(
     poolMax: env.KVM_PG_POOL_MAX === undefined ? 12 : config.poolMax,
   });
   const app = await buildApp({ config, pool, logger: options.logger ?? false });
+  appsOfPool.set(pool, app);
   await app.ready();
   return {
     app,
@@ -136,6 +148,7 @@ export async function expireNow(pool: pg.Pool, kvm: string, key: Buffer): Promis
     [kvm, key],
   );
   if (res.rowCount !== 1) throw new Error(`expireNow: no row for ${kvm}/${key.toString("hex")}`);
+  await cacheSynced(pool);
 }
 
 export const entryUrl = (kvm: string, key: string | Buffer) =>

@@ -60,7 +60,11 @@ function upSql(name: string): string {
 }
 
 test("the migrations this build knows, in order", () => {
-  assert.deepEqual(knownMigrations(), ["0001_create-kvm-data", "0002_kvm-data-expiry-index"]);
+  assert.deepEqual(knownMigrations(), [
+    "0001_create-kvm-data",
+    "0002_kvm-data-expiry-index",
+    "0003_kvm-data-change-log",
+  ]);
 });
 
 describe("0001_create-kvm-data", () => {
@@ -87,10 +91,10 @@ describe("0001_create-kvm-data", () => {
     await migrateUp(url);
     await insert(url, "kept");
     await assert.rejects(
-      migrateDown(url, 2),
+      migrateDown(url, 3),
       /kvm_data still holds entries .*envoy-kvm migrate down --drop-data/,
     );
-    // Only 0002 was reverted; 0001 and the entry are still there.
+    // Only 0003 and 0002 were reverted; 0001 and the entry are still there.
     assert.deepEqual(await rows(url), ["kept=v"]);
     assert.deepEqual((await withClient(url, (c) => migrationStatus(c))).applied, ["0001_create-kvm-data"]);
 
@@ -106,7 +110,7 @@ describe("0002_kvm-data-expiry-index", () => {
     const url = await db.createSibling();
     await migrateUp(url, 1);
     await insert(url, "kept-1");
-    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0002_kvm-data-expiry-index"]);
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
     await insert(url, "kept-2");
 
@@ -114,17 +118,93 @@ describe("0002_kvm-data-expiry-index", () => {
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), false);
     assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
 
-    assert.deepEqual(await migrateUp(url), ["0002_kvm-data-expiry-index"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0002_kvm-data-expiry-index"]);
     assert.equal(await exists(url, "kvm_data_expires_at_idx"), true);
     await withClient(url, (c) => c.query(upSql("0002_kvm-data-expiry-index")));
     assert.deepEqual(await rows(url), ["kept-1=v", "kept-2=v"]);
   });
 });
 
+describe("0003_kvm-data-change-log", () => {
+  /** The change-log rows `change` adds, as "<map>/<hex key>" ("*" for a TRUNCATE), in transaction order. */
+  async function logged(url: string, change: (c: pg.Client) => Promise<unknown>): Promise<string[]> {
+    await withClient(url, (c) => c.query("DELETE FROM kvm_changes"));
+    await withClient(url, change);
+    return withClient(url, async (c) =>
+      (
+        await c.query<{ change: string }>(
+          `SELECT CASE WHEN key IS NULL THEN '*' ELSE kvm_name || '/' || encode(key, 'hex') END AS change
+           FROM kvm_changes ORDER BY xid`,
+        )
+      ).rows.map((r) => r.change),
+    );
+  }
+
+  test("every committed change of kvm_data is logged with its map, key and transaction; rolled-back ones are not", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url);
+    const key = Buffer.from("k\xff", "latin1");
+    const k = key.toString("hex");
+    assert.deepEqual(
+      await logged(url, async (c) => {
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', $1, 'v')", [key]);
+        await c.query("UPDATE kvm_data SET value = 'w' WHERE kvm_name = 'm'");
+        await c.query("BEGIN");
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', 'rolled-back', 'v')");
+        await c.query("ROLLBACK");
+        await c.query("DELETE FROM kvm_data WHERE kvm_name = 'm'");
+        await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('t', 'x', 'v')");
+        await c.query("TRUNCATE kvm_data");
+      }),
+      [`m/${k}`, `m/${k}`, `m/${k}`, "t/78", "*"],
+    );
+    // The log holds the writing transaction's id: what a reader compares with its snapshot's xmin.
+    const xids = await withClient(url, async (c) => {
+      await c.query("BEGIN");
+      await c.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('x', 'y', 'z')");
+      const own = (await c.query<{ xid: string }>("SELECT pg_current_xact_id()::text AS xid")).rows[0].xid;
+      await c.query("COMMIT");
+      const row = (await c.query<{ xid: string }>("SELECT xid::text FROM kvm_changes WHERE kvm_name = 'x'"))
+        .rows;
+      return { own, logged: row.map((r) => r.xid) };
+    });
+    assert.deepEqual(xids.logged, [xids.own]);
+  });
+
+  test("up, re-run, down, up again: the log and its triggers come and go, the data stays", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 2);
+    await insert(url, "kept-1");
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    await withClient(url, (c) => c.query(upSql("0003_kvm-data-change-log")));
+    const triggers = () =>
+      withClient(url, async (c) =>
+        (
+          await c.query<{ tgname: string }>(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'kvm_data'::regclass AND NOT tgisinternal ORDER BY 1",
+          )
+        ).rows.map((r) => r.tgname),
+      );
+    assert.deepEqual(await triggers(), ["kvm_data_log_change", "kvm_data_log_truncate"]);
+    assert.deepEqual(await logged(url, (c) => c.query("DELETE FROM kvm_data")), ["m/6b6570742d31"]);
+    await insert(url, "kept-2");
+
+    assert.deepEqual(await migrateDown(url, 1), ["0003_kvm-data-change-log"]);
+    assert.deepEqual(await triggers(), []);
+    assert.equal(await exists(url, "kvm_changes"), false);
+    await withClient(url, (c) => c.query("UPDATE kvm_data SET value = 'x'"));
+    assert.deepEqual(await rows(url), ["kept-2=x"]);
+
+    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    assert.deepEqual(await triggers(), ["kvm_data_log_change", "kvm_data_log_truncate"]);
+    assert.deepEqual(await rows(url), ["kept-2=x"]);
+  });
+});
+
 describe("schema gate", () => {
   test("migrate up on a current schema applies nothing", async () => {
     const url = await db.createSibling();
-    assert.equal((await migrateUp(url)).length, 2);
+    assert.equal((await migrateUp(url)).length, 3);
     assert.deepEqual(await migrateUp(url), []);
   });
 
@@ -134,7 +214,7 @@ describe("schema gate", () => {
     let status = await withClient(url, (c) => migrationStatus(c));
     assert.deepEqual(status, {
       applied: ["0001_create-kvm-data"],
-      pending: ["0002_kvm-data-expiry-index"],
+      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-log"],
       unknown: [],
     });
     assert.match(

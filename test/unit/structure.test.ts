@@ -11,9 +11,9 @@ const root = new URL("../../", import.meta.url).pathname;
 const MAX_LINES = 500;
 
 /** Component folders whose .ts files must not import each other in a cycle. */
-const ACYCLIC = ["host", "service", "gateway", "convert"];
+const ACYCLIC = ["host", "service", "gateway", "convert", "assembly"];
 /** Component folders whose source files stay under MAX_LINES. */
-const SHORT_FILES = ["host", "service", "gateway", "convert"];
+const SHORT_FILES = ["host", "service", "gateway", "convert", "assembly"];
 
 describe("source tree", () => {
   for (const folder of ACYCLIC) {

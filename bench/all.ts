@@ -1,0 +1,58 @@
+// `npm run bench`: the whole suite, each figure next to its target (issue 9). Every ratio is against a
+// baseline measured in the same run, because the machine is shared and noisy.
+//   1. bench/service.ts — service GET (Zipf s=1 over 100k; uniform over 1M) and PUT against raw PostgreSQL;
+//   2. bench/filter-local.ts — the filter's local operations against the same request with no operation.
+// Options are passed on to bench/service.ts (e.g. --seconds 10 --scenarios get-zipf,put); FILTER_REQUESTS
+// and FILTER_ROUNDS size the filter bench (default 5000 × 3).
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+
+function run(script: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    proc.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      process.stdout.write(chunk);
+    });
+    proc.on("error", reject);
+    proc.on("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${script} exited with ${code}`)),
+    );
+  });
+}
+
+console.log("== service data plane against raw PostgreSQL (bench/service.ts)\n");
+const service = await run("bench/service.ts", process.argv.slice(2));
+
+console.log("\n== filter, local operations (bench/filter-local.ts)\n");
+const filter = await run("bench/filter-local.ts", [
+  "--requests",
+  process.env.FILTER_REQUESTS ?? "5000",
+  "--rounds",
+  process.env.FILTER_ROUNDS ?? "3",
+]);
+
+// Filter targets: a local get within 1.3× of the same request without an operation.
+const ratioOf = (scenario: string) => {
+  const row = filter.split("\n").find((line) => line.startsWith(`| ${scenario} |`));
+  const cells = row?.split("|").map((c) => c.trim());
+  return cells === undefined ? null : Number(cells[5].replace("×", ""));
+};
+const lines: string[] = [];
+const getHit = ratioOf("get hit → header");
+if (getHit !== null) {
+  lines.push(
+    `filter local get → header: ${getHit.toFixed(2)}× the no-operation request (target ≤ 1.3×)  ${getHit <= 1.3 ? "MET" : "MISSED"}`,
+  );
+}
+const summary = service.slice(service.indexOf("Summary\n") + "Summary\n".length).trimEnd();
+console.log(`\n== Targets\n${summary}\n${lines.map((l) => `  ${l}`).join("\n")}`);
+console.log(
+  "  not measured here: filter 1M vs 1k entries, cluster get from cache_ttl, coalesced misses (BENCHMARKS.md)",
+);
