@@ -5,28 +5,12 @@
 import { readFileSync } from "node:fs";
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type YAMLMap } from "yaml";
 import { Report, type Conversion, type EnvoyRoute, type Operation, type Policy } from "./model.ts";
-import { ordered } from "./model.ts";
+import { OPERATION_FIELDS, ordered } from "./model.ts";
 
 export const PLUGIN = "key-value-map-operations";
 
 /** The filter's Kong-shape fields (docs/filter.md, Operation). */
-const FIELDS = new Set([
-  "policy",
-  "kvm_name",
-  "operation_type",
-  "key_source_type",
-  "key_source_name",
-  "key",
-  "value_source_type",
-  "value_source_name",
-  "output_destination_type",
-  "output_destination_name",
-  "ttl",
-  "override",
-  "default_value",
-  "cache_ttl",
-  "on_error_continue",
-]);
+const FIELDS = new Set(OPERATION_FIELDS);
 /** Plugin-instance fields with no effect on what the plugin does to a request. */
 const INSTANCE_FIELDS = new Set([
   "name",

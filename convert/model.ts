@@ -1,5 +1,15 @@
 // What a converter produces: the list configuration, the Envoy routes its route names need, import files for
 // seed entries, and a report with one line per source element (file:line), so nothing is dropped silently.
+import { readFileSync } from "node:fs";
+
+/** The operation fields, in the order the schema (and so docs/filter.md) lists them: the schema is their one source. */
+export const OPERATION_FIELDS: readonly string[] = Object.keys(
+  (
+    JSON.parse(readFileSync(new URL("../schema/plugin-config.schema.json", import.meta.url), "utf8")) as {
+      definitions: { operation: { properties: Record<string, unknown> } };
+    }
+  ).definitions.operation.properties,
+);
 
 export type Operation = Record<string, unknown>;
 
@@ -68,23 +78,7 @@ export const MAX_CACHE_TTL = 86400;
 
 /** An operation with its fields in the order the documentation lists them. */
 export function ordered(op: Operation): Operation {
-  const order = [
-    "policy",
-    "kvm_name",
-    "operation_type",
-    "key_source_type",
-    "key_source_name",
-    "key",
-    "value_source_type",
-    "value_source_name",
-    "output_destination_type",
-    "output_destination_name",
-    "ttl",
-    "override",
-    "default_value",
-    "cache_ttl",
-    "on_error_continue",
-  ];
+  const order = OPERATION_FIELDS;
   const out: Operation = {};
   for (const k of order) if (op[k] !== undefined) out[k] = op[k];
   for (const k of Object.keys(op)) if (!(k in out)) out[k] = op[k];
