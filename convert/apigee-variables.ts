@@ -3,6 +3,8 @@
 // policies' variables become shared_context names (set by an earlier operation, or by another filter through
 // Envoy filter state); Apigee's own built-in variables and `private.` (encrypted) variables have no equivalent.
 
+import { RESERVED_SHARED_CONTEXT_NAMES } from "./model.ts";
+
 export interface Mapped {
   type: "header" | "query" | "body" | "shared_context" | "response_header" | "literal";
   name: string;
@@ -14,32 +16,6 @@ export type Mapping = Mapped | { unsupported: string };
 
 /** Variables that an ExtractVariables policy fills from a JSON body path: variable → dotted path. */
 export type BodyVariables = Map<string, { path: string | null; policy: string }>;
-
-/** Names Envoy answers itself before filter state (the schema's sharedContextName exclusions). */
-const ENVOY_RESERVED = new Set([
-  "request",
-  "response",
-  "connection",
-  "upstream",
-  "source",
-  "destination",
-  "metadata",
-  "filter_state",
-  "upstream_filter_state",
-  "xds",
-  "node",
-  "listener_direction",
-  "listener_metadata",
-  "cluster_name",
-  "cluster_metadata",
-  "route_name",
-  "route_metadata",
-  "upstream_host_metadata",
-  "plugin_name",
-  "plugin_root_id",
-  "plugin_vm_id",
-  "connection_id",
-]);
 
 /** Prefixes of Apigee's built-in variables (the flow variables reference), none of which the filter can read. */
 const BUILT_IN = [
@@ -100,7 +76,7 @@ function sharedContext(variable: string): Mapping {
   if (BUILT_IN.some((p) => variable === p.replace(/\.$/, "") || variable.startsWith(p))) {
     return { unsupported: `${variable}: an Apigee built-in variable the filter cannot read or write` };
   }
-  if (ENVOY_RESERVED.has(variable) || variable.includes("\0")) {
+  if (RESERVED_SHARED_CONTEXT_NAMES.has(variable) || variable.includes("\0")) {
     return { unsupported: `${variable}: a name Envoy answers itself, not usable as a shared_context name` };
   }
   return { type: "shared_context", name: variable };

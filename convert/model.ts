@@ -2,13 +2,21 @@
 // seed entries, and a report with one line per source element (file:line), so nothing is dropped silently.
 import { readFileSync } from "node:fs";
 
+const SCHEMA = JSON.parse(
+  readFileSync(new URL("../schema/plugin-config.schema.json", import.meta.url), "utf8"),
+) as {
+  definitions: {
+    operation: { properties: Record<string, unknown> };
+    sharedContextName: { not: { enum: string[] } };
+  };
+};
+
 /** The operation fields, in the order the schema (and so docs/filter.md) lists them: the schema is their one source. */
-export const OPERATION_FIELDS: readonly string[] = Object.keys(
-  (
-    JSON.parse(readFileSync(new URL("../schema/plugin-config.schema.json", import.meta.url), "utf8")) as {
-      definitions: { operation: { properties: Record<string, unknown> } };
-    }
-  ).definitions.operation.properties,
+export const OPERATION_FIELDS: readonly string[] = Object.keys(SCHEMA.definitions.operation.properties);
+
+/** Names Envoy answers itself before filter state: the schema's sharedContextName exclusions. */
+export const RESERVED_SHARED_CONTEXT_NAMES: ReadonlySet<string> = new Set(
+  SCHEMA.definitions.sharedContextName.not.enum,
 );
 
 export type Operation = Record<string, unknown>;
