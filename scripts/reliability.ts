@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as prettier from "prettier";
 import { LONG_CAMPAIGN, RELIABILITY_DIR, type ReliabilityRow } from "../test/reliability/record.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -46,17 +47,30 @@ const doc = fs.readFileSync(DOC, "utf8");
 const start = doc.indexOf(BEGIN);
 const end = doc.indexOf(END);
 if (start < 0 || end < start) throw new Error(`RELIABILITY.md lacks the markers ${BEGIN} … ${END}`);
+// Prettier pads the committed table; rows are compared cell by cell.
+const cells = (markdown: string) =>
+  markdown
+    .split("\n")
+    .filter((line) => line.startsWith("|") && !/^\|[\s|:-]+\|$/.test(line))
+    .map((line) =>
+      line
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim())
+        .join(" | "),
+    )
+    .join("\n");
 const generated = table(rows);
 const committed = doc.slice(start + BEGIN.length, end).trim();
 
 if (process.argv.includes("--write")) {
-  fs.writeFileSync(DOC, `${doc.slice(0, start + BEGIN.length)}\n${generated}\n${doc.slice(end)}`);
+  const text = `${doc.slice(0, start + BEGIN.length)}\n${generated}\n${doc.slice(end)}`;
+  fs.writeFileSync(DOC, await prettier.format(text, { filepath: DOC }));
   console.log(`RELIABILITY.md: ${rows.length} classes written`);
 } else if (LONG_CAMPAIGN) {
   console.log(`KVM_LONG=1: the table of this run (not compared with RELIABILITY.md)\n${generated}`);
-} else if (generated !== committed) {
-  const have = new Set(committed.split("\n"));
-  const want = new Set(generated.split("\n"));
+} else if (cells(generated) !== cells(committed)) {
+  const have = new Set(cells(committed).split("\n"));
+  const want = new Set(cells(generated).split("\n"));
   for (const line of have) if (!want.has(line)) console.error(`- ${line}`);
   for (const line of want) if (!have.has(line)) console.error(`+ ${line}`);
   console.error(
