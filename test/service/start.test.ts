@@ -1,10 +1,10 @@
 // `npm start` as users and process managers run it: the whole stack comes up and every command it
 // prints answers as printed; a TERM sent to the npm process stops everything — gateway, service and
-// its embedded PostgreSQL — with a "stopped" line last, leaving no process behind; and
-// `envoy-kvm --version` answers.
+// its embedded PostgreSQL — with a "stopped" line last, leaving no process behind; CLI commands work
+// while it runs; and `envoy-kvm --version` answers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -89,7 +89,22 @@ test(
         assert.equal(answer, printed[i + 1].slice(2), command);
         tried++;
       }
-      assert.ok(tried >= 5, `only ${tried} commands printed`);
+      assert.ok(tried >= 8, `only ${tried} commands printed`);
+
+      // CLI commands while the stack runs: migrate on its embedded PostgreSQL (not failing on the
+      // data folder's lock), kvm through its KVM service's admin API.
+      const kvmUrl = /^ {2}KVM service +(http:\/\/\S+)$/m.exec(logs)?.[1];
+      assert.ok(kvmUrl, "the KVM service's URL is printed");
+      const cli = (...args: string[]) =>
+        spawnSync(process.execPath, [BIN, ...args], { env: { ...env, KVM_URL: kvmUrl }, encoding: "utf8" });
+      const status = cli("migrate", "status");
+      assert.equal(status.status, 0, status.stderr);
+      assert.match(status.stdout, /^applied {2}0001_create-kvm-data\n/);
+      assert.doesNotMatch(status.stdout, /pending/);
+      assert.match(status.stderr, /using the embedded PostgreSQL of the running envoy-kvm service/);
+      const entry = cli("kvm", "get", "profiles", "ann");
+      assert.equal(entry.status, 0, entry.stderr);
+      assert.equal(entry.stdout, "ann@example.com", "stored by the printed cluster put");
 
       process.kill(npm.pid!, "SIGTERM");
       await npmExited;
