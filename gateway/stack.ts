@@ -93,13 +93,16 @@ export function startCommand(): Command {
       let service: RunningService | null = null;
       let echo: Server | null = null;
       let gateway: RunningGateway | null = null;
-      let stopping = false;
+      let stoppingSince: number | null = null;
       const stop = async (code: number) => {
-        if (stopping) {
+        if (stoppingSince !== null) {
+          // One Ctrl-C arrives twice under npm: from the terminal (to the whole foreground group) and
+          // forwarded by npm to its child. Only a second press, later, means "exit now".
+          if (Date.now() - stoppingSince < 1000) return;
           process.stderr.write("envoy-kvm: stopping again: exiting now\n");
           process.exit(1);
         }
-        stopping = true;
+        stoppingSince = Date.now();
         await gateway?.stop();
         if (echo !== null) {
           echo.closeAllConnections();
