@@ -162,7 +162,7 @@ async function route(cluster: ClusterSpec, spec: RouteSpec, up: UpstreamRequest)
         pseudo.get(":path") ?? "/",
         headers,
         up.body,
-        15_000,
+        spec.timeoutMs,
       )
     : "reset";
   if (answer === "timeout") {

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
@@ -240,6 +240,33 @@ static_resources:
     } finally {
       await gateway.stop();
     }
+  });
+
+  it("answers 504 when the upstream is silent past the route's timeout; refuses a timeout it cannot read", async () => {
+    const silent = createServer(() => {}); // accepts the request, never answers
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+    const timed = `- name: slow
+                          match: { prefix: "/" }
+                          route: { cluster: backend, timeout: 0.2s }`;
+    const config = parseGatewayConfig(yaml(timed), {});
+    assert.equal(config.listeners[0].virtualHosts[0].routes[0].timeoutMs, 200);
+    const gateway = await startGateway(config, {
+      clusters: { backend: `127.0.0.1:${(silent.address() as AddressInfo).port}` },
+      log: () => {},
+    });
+    try {
+      const res = await fetch(`${gateway.urls.web}/slow`);
+      assert.equal(res.status, 504);
+      assert.equal(await res.text(), "upstream request timeout");
+    } finally {
+      await gateway.stop();
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+    assert.throws(
+      () => parseGatewayConfig(yaml(timed.replace("0.2s", "soon")), {}),
+      /\.routes\[0\]\.route\.timeout: expected a duration such as "15s" or "0\.25s"$/,
+    );
   });
 
   it("refuses a field that would change behaviour, naming its path; accepts the ones that would not", () => {
