@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
-import { startGateway, type RunningGateway } from "../../gateway/server.ts";
+import { startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FILES = { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` };
@@ -119,6 +119,46 @@ describe("gateway on envoy/envoy.yaml", () => {
     } finally {
       await down.stop();
     }
+  });
+});
+
+describe("virtual host choice by the Host header", () => {
+  const vh = (name: string, ...domains: string[]) => ({
+    name,
+    domains,
+    routes: [{ name, headers: [], cluster: "c", requestHeadersToAdd: [], enables: [], timeoutMs: 0 }],
+  });
+  const listener = {
+    name: "l",
+    address: "127.0.0.1",
+    port: 0,
+    bufferLimitBytes: 0,
+    filters: [],
+    virtualHosts: [
+      vh("any", "*"),
+      vh("prefix-short", "api.*"),
+      vh("prefix-long", "api.shop.*"),
+      vh("suffix-short", "*.com"),
+      vh("suffix-long", "*.shop.com"),
+      vh("dash", "*-bar.foo.com"),
+      vh("exact", "api.shop.com"),
+    ],
+  };
+  const chosen = (host: string) => virtualHostRoutes(listener, host)?.[0].name;
+  it("takes an exact domain, then the longest suffix wildcard, then the longest prefix one, then *", () => {
+    const cases: [string, string][] = [
+      ["api.shop.com", "exact"],
+      ["API.Shop.com:10000", "exact"],
+      ["www.shop.com", "suffix-long"],
+      ["x.com", "suffix-short"],
+      ["api.shop.org", "prefix-long"],
+      ["api.other.org", "prefix-short"],
+      ["baz-bar.foo.com", "dash"],
+      ["-bar.foo.com", "suffix-short"], // the wildcard does not match the empty string
+      ["example.org", "any"],
+    ];
+    for (const [host, name] of cases) assert.equal(chosen(host), name, host);
+    assert.equal(virtualHostRoutes({ ...listener, virtualHosts: [vh("only", "a.com")] }, "b.com"), null);
   });
 });
 
