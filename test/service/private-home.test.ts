@@ -2,7 +2,7 @@
 // 0700, like /root) and no DATABASE_URL. The embedded PostgreSQL runs as the `postgres` user, which cannot
 // enter that home: its binaries (node_modules) and the default data folder (.data/postgres) must move where
 // it can reach them (service/embedded-postgres.ts, DEFAULT_REACHABLE_ROOT). The clone is the repository's
-// files hard-linked into the private folder, so nothing is copied or built.
+// files hard-linked into the private folder, without build/: npm start builds the filter first.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -16,12 +16,12 @@ import { DEFAULT_REACHABLE_ROOT, embeddedPostgresUnavailable } from "../../servi
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The files of a fresh clone after `npm ci` and a build: the tracked ones, node_modules and build/.
+// The files of a fresh clone after `npm ci`: the tracked ones and node_modules; no build/ (npm start builds).
 function linkClone(target: string): void {
   const tracked = execFileSync("git", ["ls-files"], { cwd: ROOT, encoding: "utf8" }).split("\n");
   const top = new Set(tracked.filter((f) => f !== "").map((f) => f.split("/")[0]));
   mkdirSync(target);
-  for (const entry of [...top, "node_modules", "build"]) {
+  for (const entry of [...top, "node_modules"]) {
     if (existsSync(path.join(ROOT, entry))) execFileSync("cp", ["-al", path.join(ROOT, entry), target]);
   }
 }
@@ -40,12 +40,12 @@ function postmastersOn(dataDir: string): number[] {
 }
 
 test(
-  "as root in a private home without DATABASE_URL: npm start serves and stops, a service test runs",
+  "a fresh clone, as root in a private home without DATABASE_URL: npm start builds, serves and stops; a service test runs",
   {
     skip:
       (userInfo().uid !== 0 && "only root runs PostgreSQL as another user") ||
       (embeddedPostgresUnavailable() ?? false),
-    timeout: 240_000,
+    timeout: 600_000,
   },
   async () => {
     const home = mkdtempSync(path.join(tmpdir(), "kvm-root-home-"));
@@ -71,10 +71,12 @@ test(
     npm.stderr.on("data", (d) => (logs += d));
     const exited = new Promise<void>((resolve) => npm.on("close", () => resolve()));
     try {
-      for (let i = 0; i < 1200 && !logs.includes("Ctrl-C stops everything") && npm.exitCode === null; i++) {
+      for (let i = 0; i < 4000 && !logs.includes("Ctrl-C stops everything") && npm.exitCode === null; i++) {
         await sleep(100);
       }
       assert.match(logs, /Ctrl-C stops everything/, logs);
+      assert.match(logs, /^building the filter \(npm run build:release\) …$/m);
+      assert.ok(existsSync(path.join(clone, "build/kvm_filter.wasm")));
       assert.ok(logs.includes(`data persists in ${movedData}/postgres`), logs);
       const printed = logs.split("\n");
       const first = printed.findIndex((line) => line.startsWith("  $ "));
