@@ -77,6 +77,8 @@ export function matchRoute(
     const headersHold = route.headers.every(({ name, exact }) => {
       if (name === ":method") return method === exact;
       if (name === ":path") return path === exact;
+      if (name === ":authority") return headers.host === exact;
+      if (name === ":scheme") return exact === "http"; // the gateway serves plain HTTP/1.1 only
       const value = headers[name];
       return (Array.isArray(value) ? value.join(",") : value) === exact;
     });

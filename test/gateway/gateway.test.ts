@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
-import { startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
+import { matchRoute, startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FILES = { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` };
@@ -159,6 +159,33 @@ describe("virtual host choice by the Host header", () => {
     ];
     for (const [host, name] of cases) assert.equal(chosen(host), name, host);
     assert.equal(virtualHostRoutes({ ...listener, virtualHosts: [vh("only", "a.com")] }, "b.com"), null);
+  });
+});
+
+describe("route matching by pseudo-headers", () => {
+  const route = (name: string, header: string, exact: string) => ({
+    name,
+    prefix: "/",
+    headers: [{ name: header, exact }],
+    cluster: "c",
+    requestHeadersToAdd: [],
+    enables: [],
+    timeoutMs: 0,
+  });
+  const routes = [
+    route("put", ":method", "PUT"),
+    route("health", ":path", "/health"),
+    route("shop", ":authority", "shop.example:8080"),
+    route("tls", ":scheme", "https"),
+    route("plain", ":scheme", "http"),
+  ];
+  it("matches :method, :path, :authority (the Host header) and :scheme (http here) like Envoy", () => {
+    const chosen = (method: string, path: string, host: string) =>
+      matchRoute(routes, method, path, { host })?.name;
+    assert.equal(chosen("PUT", "/x", "a"), "put");
+    assert.equal(chosen("GET", "/health", "a"), "health");
+    assert.equal(chosen("GET", "/x", "shop.example:8080"), "shop");
+    assert.equal(chosen("GET", "/x", "other"), "plain", "never https on the gateway");
   });
 });
 
