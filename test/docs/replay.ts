@@ -104,7 +104,7 @@ function withoutTrailingBlankLines(text: string): string {
 }
 
 /** The doc's stand-ins and what the replay uses instead. */
-interface Substitution {
+export interface Substitution {
   shown: string;
   actual: string;
 }
@@ -112,7 +112,8 @@ interface Substitution {
 const SEPARATOR = "\x1e";
 const STEP_TIMEOUT_MS = 60_000;
 
-class Replay {
+/** One page's shell: `step()` runs a step and asserts its output. */
+export class Replay {
   private shell: ChildProcessWithoutNullStreams;
   private output = "";
   private server: { pgid: number; log: string; command: string } | null = null;

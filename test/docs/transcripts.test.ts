@@ -6,7 +6,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { documentationFiles } from "../../scripts/doc-references.ts";
 import { embeddedPostgresUnavailable } from "../../service/embedded-postgres.ts";
-import { ROOT, consoleBlocks, outputPattern, replayDocument } from "./replay.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { ROOT, Replay, consoleBlocks, outputPattern, replayDocument } from "./replay.ts";
 
 const pages = documentationFiles().filter((file) =>
   consoleBlocks(readFileSync(join(ROOT, file), "utf8")).some((b) => b.notReplayed === null),
@@ -90,6 +92,27 @@ describe("the transcript convention", () => {
         ],
       ],
     );
+  });
+});
+
+describe("the replay", () => {
+  it("fails on output other than shown, carries state and `$?` from step to step, maps the doc's values", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "envoy-kvm-replay-"));
+    const replay = new Replay(scratch, process.env, [{ shown: "/tmp/", actual: `${scratch}/` }]);
+    try {
+      await replay.step({ command: "echo hi", expected: "hi\n\n", line: 1 });
+      await assert.rejects(replay.step({ command: "echo hi", expected: "ho\n", line: 2 }), /line 2: echo hi/);
+      await assert.rejects(replay.step({ command: "echo hi; echo there", expected: "hi\n", line: 3 }));
+      await replay.step({ command: "export GREETING=hello; false", expected: "", line: 4 });
+      await replay.step({ command: "echo $? $GREETING", expected: "1 hello\n", line: 5 });
+      await replay.step({ command: "cat > /tmp/a <<'EOF'\nx\nEOF", expected: "", line: 6 });
+      await replay.step({ command: "ls /tmp/", expected: "a\n", line: 7 });
+      await replay.step({ command: "echo /tmp/a", expected: "/tmp/a\n", line: 8 });
+      await replay.step({ command: "echo >&2 oops", expected: "oops\n", line: 9 });
+    } finally {
+      await replay.close();
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 
