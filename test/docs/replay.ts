@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { ROOT } from "../../scripts/doc-references.ts";
-import { createTestDatabase, type TestDatabase } from "../service/helpers.ts";
+import { createTestDatabase, groupAlive, type TestDatabase } from "../service/helpers.ts";
 
 export { ROOT };
 
@@ -88,15 +88,6 @@ async function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function withoutTrailingBlankLines(text: string): string {
   const trimmed = text.replace(/\s+$/, "");
