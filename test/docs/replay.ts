@@ -54,7 +54,7 @@ export function consoleBlocks(markdown: string): Block[] {
       block = null;
     } else if (line.startsWith("$ ")) {
       const command = line.slice(2);
-      heredoc = /<<-?'?(\w+)'?/.exec(command)?.[1] ?? null;
+      heredoc = /<<-?["']?(\w+)["']?/.exec(command)?.[1] ?? null;
       block.steps.push({ command, expected: "", line: i + 1 });
     } else if (step !== undefined) step.expected += `${line}\n`;
   });
