@@ -89,6 +89,16 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Until the background shell has called setsid(), its group does not exist yet, but the process does. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function withoutTrailingBlankLines(text: string): string {
   const trimmed = text.replace(/\s+$/, "");
   return trimmed === "" ? "" : `${trimmed}\n`;
@@ -192,7 +202,7 @@ export class Replay {
     let output = "";
     for (;;) {
       output = this.toShown(readFileSync(log, "utf8").replaceAll("\r\n", "\n"));
-      if (pattern.test(output) || !groupAlive(pgid) || Date.now() > deadline) break;
+      if (pattern.test(output) || !(groupAlive(pgid) || processAlive(pgid)) || Date.now() > deadline) break;
       await sleep(100);
     }
     if (!pattern.test(output)) assert.equal(output, step.expected, `${where} (started in the background)`);
