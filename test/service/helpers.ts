@@ -157,3 +157,13 @@ export const entryUrl = (kvm: string, key: string | Buffer) =>
       ? encodeURIComponent(key)
       : [...key].map((b) => `%${b.toString(16).padStart(2, "0")}`).join("")
   }`;
+
+/** Whether a process group (a server started in its own group, as a terminal would) still has a process. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

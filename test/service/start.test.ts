@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { embeddedPostgresUnavailable } from "../../service/embedded-postgres.ts";
+import { groupAlive } from "./helpers.ts";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = path.join(ROOT, "bin/envoy-kvm.js");
@@ -28,15 +29,6 @@ function processesMentioning(needle: string): number[] {
     }
   }
   return found;
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test("envoy-kvm --version prints the package version", () => {
