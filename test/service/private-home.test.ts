@@ -7,11 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_REACHABLE_ROOT, embeddedPostgresUnavailable } from "../../service/embedded-postgres.ts";
+import { processesMentioning } from "./helpers.ts";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,19 +25,6 @@ function linkClone(target: string): void {
   for (const entry of [...top, "node_modules"]) {
     if (existsSync(path.join(ROOT, entry))) execFileSync("cp", ["-al", path.join(ROOT, entry), target]);
   }
-}
-
-function postmastersOn(dataDir: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        return readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(dataDir);
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
 }
 
 test(
@@ -93,8 +81,8 @@ test(
       process.kill(npm.pid!, "SIGTERM");
       await exited;
       assert.equal(logs.trimEnd().split("\n").at(-1), "envoy-kvm stopped");
-      for (let i = 0; i < 100 && postmastersOn(movedData).length > 0; i++) await sleep(100);
-      assert.deepEqual(postmastersOn(movedData), [], "PostgreSQL is still running");
+      for (let i = 0; i < 100 && processesMentioning(movedData).length > 0; i++) await sleep(100);
+      assert.deepEqual(processesMentioning(movedData), [], "PostgreSQL is still running");
 
       // `npm test`'s service tests: each builds its own embedded PostgreSQL from the clone's binaries.
       const serviceTest = spawnSync(
