@@ -8,6 +8,7 @@ import { badRequest } from "../errors.ts";
 import { KVM_NAME_PATTERN } from "../config.ts";
 import { bytesFromJson, bytesToJson, decodePageToken, encodePageToken } from "../keys.ts";
 import type { KvmRepository, StoredEntry } from "../repository.ts";
+import type { BulkRepository } from "../bulk-repository.ts";
 import type { BulkEntrySchema } from "./schemas.ts";
 
 /** Key and value bytes per page (JSON can be up to six times that: control bytes are written \u0001). */
@@ -134,41 +135,47 @@ export function bulkJson(e: StoredEntry): Static<typeof BulkEntrySchema> {
 }
 
 /**
- * One export page as a stream of JSON text, reading about EXPORT_READ_BYTES at a time: the service holds one
- * read's entries, never the whole page. The page is planned before the first byte is sent, so a bad token or a
- * database failure still answers with a status; a failure later cuts the response short (invalid JSON).
+ * One export page as a stream of JSON text, read from one snapshot (BulkRepository.snapshot) about
+ * EXPORT_READ_BYTES at a time: the service holds one read's entries, never the whole page. `all`: the page is the
+ * rest of the map, so a whole export is one consistent snapshot. The first read happens before the first byte is
+ * sent, so a bad token or a database failure still answers with a status; a failure later cuts the response
+ * short (invalid JSON).
  */
 export async function exportPage(
-  repository: KvmRepository,
+  bulk: BulkRepository,
   kvm: string,
-  query: PageQuery,
+  query: PageQuery & { all?: boolean },
 ): Promise<Readable> {
-  const plan = await planPage(repository, kvm, query);
-  const { sizes } = plan;
-  const perRead = (from: number) => {
-    let n = 0;
-    let bytes = 0;
-    while (from + n < sizes.length && (n === 0 || bytes + sizes[from + n] <= EXPORT_READ_BYTES)) {
-      bytes += sizes[from + n];
-      n++;
-    }
-    return Math.max(n, 1);
-  };
+  const whole = query.all === true;
+  const reads = bulk.snapshot({
+    kvm,
+    prefix: prefixFrom(query),
+    after: decodePageToken("entry", query.page_token),
+    maxEntries: whole ? Infinity : pageSize(query),
+    maxBytes: whole ? Infinity : PAGE_MAX_BYTES,
+    readBytes: EXPORT_READ_BYTES,
+  });
+  const first = await reads.next();
   async function* text(): AsyncGenerator<string> {
-    yield '{"keyValueEntries":[';
-    let first = true;
-    const reads = readPlanned(repository, plan, perRead);
-    for (;;) {
-      const step = await reads.next();
+    // One entry per line: a client can read the text line by line (AdminClient.exportSnapshot) instead of
+    // holding a whole map's JSON; the newlines are JSON whitespace, so the page is one JSON document too.
+    yield '{"keyValueEntries":[\n';
+    let separator = "";
+    for (let step = first; ; step = await reads.next()) {
       if (step.done === true) {
-        yield `],"nextPageToken":${JSON.stringify(nextToken(plan, step.value) ?? "")}}`;
+        const next =
+          step.value.more && step.value.last !== null ? encodePageToken("entry", step.value.last) : "";
+        yield `],"nextPageToken":${JSON.stringify(next)}}`;
         return;
       }
       for (const entry of step.value) {
-        yield `${first ? "" : ","}${JSON.stringify(bulkJson(entry))}`;
-        first = false;
+        yield `${separator}${JSON.stringify(bulkJson(entry))}\n`;
+        separator = ",";
       }
     }
   }
-  return Readable.from(text());
+  // A response closed early returns the generator, which ends the snapshot's transaction.
+  const stream = Readable.from(text());
+  stream.once("close", () => void reads.return({ last: null, more: false }).catch(() => {}));
+  return stream;
 }

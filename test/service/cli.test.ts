@@ -101,29 +101,33 @@ describe("migrate", () => {
     assert.equal(pending.code, 3, pending.stderr);
     assert.equal(
       pending.stdout,
-      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-log\n",
+      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-log\n" +
+        "pending  0004_kvm-data-key-id\n",
     );
     const up = await runCli(["migrate", "up"], { DATABASE_URL: url });
     assert.equal(up.code, 0, up.stderr);
     assert.equal(
       up.stdout,
-      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-log\n",
+      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-log, 0004_kvm-data-key-id\n",
     );
     assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).stdout, "schema is current\n");
     const current = await runCli(["migrate", "status"], { DATABASE_URL: url });
     assert.equal(current.code, 0);
     const down = await runCli(["migrate", "down"], { DATABASE_URL: url });
-    assert.equal(down.stdout, "reverted: 0003_kvm-data-change-log\n");
+    assert.equal(down.stdout, "reverted: 0004_kvm-data-key-id\n");
 
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     await client.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', '\\x6b', '\\x76')");
     await client.end();
     assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).code, 0);
-    // 0003 and 0002 go, 0001 refuses: the output still says what was reverted.
-    const refused = await runCli(["migrate", "down", "--count", "3"], { DATABASE_URL: url });
+    // 0004, 0003 and 0002 go, 0001 refuses: the output still says what was reverted.
+    const refused = await runCli(["migrate", "down", "--count", "4"], { DATABASE_URL: url });
     assert.equal(refused.code, 1);
-    assert.equal(refused.stdout, "reverted: 0003_kvm-data-change-log, 0002_kvm-data-expiry-index\n");
+    assert.equal(
+      refused.stdout,
+      "reverted: 0004_kvm-data-key-id, 0003_kvm-data-change-log, 0002_kvm-data-expiry-index\n",
+    );
     assert.match(refused.stderr, /kvm_data still holds entries .*migrate down --drop-data/);
     const dropped = await runCli(["migrate", "down", "--drop-data"], { DATABASE_URL: url });
     assert.equal(dropped.code, 0, dropped.stderr);
