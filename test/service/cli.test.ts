@@ -15,6 +15,7 @@ import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { batches } from "../../service/cli/bulk.ts";
 import { embeddedPostgresUnavailable, freePort } from "../../service/embedded-postgres.ts";
@@ -183,6 +184,13 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("the start-up log says values are stored in plaintext (the default)", () => {
+    assert.match(
+      service.logs(),
+      /"msg":"values are stored in PLAINTEXT in PostgreSQL \(set KVM_ENCRYPTION_KEYS/,
+    );
   });
 
   test("maps and keys named . and .. are reached as they are (issue 12 #15)", async () => {
@@ -511,6 +519,37 @@ test("import batches are bounded by entry count and by bytes", () => {
     [...batches(entries.slice(0, 2), 1000, 10)].map((b) => b.length),
     [1, 1],
   );
+});
+
+test("with KVM_ENCRYPTION_KEYS the service encrypts, and its start-up log names the key id, never the key", async () => {
+  const dbUrl = await db.createSibling();
+  assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: dbUrl })).code, 0);
+  const key = randomBytes(32).toString("base64");
+  const service = await startServiceProcess({
+    DATABASE_URL: dbUrl,
+    KVM_INSECURE: "1",
+    KVM_ENCRYPTION_KEYS: `prod-1:${key}`,
+  });
+  try {
+    assert.match(
+      service.logs(),
+      /"msg":"values are encrypted at rest with AES-256-GCM under key \\"prod-1\\"/,
+    );
+    const put = await fetch(`${service.url}/v1/kvms/enc/entries/k`, { method: "PUT", body: "secret" });
+    assert.equal(put.status, 201);
+    assert.equal(await (await fetch(`${service.url}/v1/kvms/enc/entries/k`)).text(), "secret");
+    const client = new pg.Client({ connectionString: dbUrl });
+    await client.connect();
+    const row = (await client.query("SELECT key_id, value FROM kvm_data")).rows[0];
+    await client.end();
+    assert.equal(row.key_id, "prod-1");
+    assert.equal(row.value.includes(Buffer.from("secret")), false);
+  } finally {
+    service.child.kill("SIGTERM");
+    await service.exited;
+  }
+  assert.equal(service.logs().includes(key), false);
+  assert.equal(service.logs().includes("secret"), false);
 });
 
 test("a second SIGTERM during shutdown exits 1 at once (not killed by the signal)", async () => {

@@ -13,7 +13,14 @@ import { fileURLToPath } from "node:url";
 import { ConfigError, loadConfig } from "../../service/config.ts";
 import { encryptionNotice } from "../../service/encryption.ts";
 import { recordReliability } from "../reliability/record.ts";
-import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
+import {
+  cacheSynced,
+  createTestDatabase,
+  entryUrl,
+  startTestApp,
+  type TestApp,
+  type TestDatabase,
+} from "./helpers.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/envoy-kvm.js");
 const K1 = randomBytes(32);
@@ -301,6 +308,31 @@ describe("key rotation", () => {
       cases: 8,
       result: "every row readable throughout and under the new key afterwards; versions kept",
     });
+  });
+
+  test("a replica's read cache, fed by the change log, serves the right value across a re-encryption", async () => {
+    const cached = await appWith({
+      KVM_ENCRYPTION_KEYS: keys(["c1", K1], ["c2", K2]),
+      KVM_CACHE_MAX_BYTES: "1048576",
+    });
+    const rotator = await appWith({ KVM_ENCRYPTION_KEYS: keys(["c2", K2], ["c1", K1]) });
+    await put(cached, "cached", "k", "cached-value");
+    assert.equal((await get(cached, "cached", "k")).body, "cached-value");
+    assert.equal((await get(cached, "cached", "k")).body, "cached-value");
+    const before = { ...cached.app.kvmCache.stats };
+    assert.ok(before.hit >= 1);
+    let after: string | null = null;
+    do {
+      const query: string = after === null ? "" : `?after=${after}`;
+      const res = await rotator.app.inject({ method: "POST", url: `/admin/v1/encryption/reencrypt${query}` });
+      after = res.json().next_token;
+    } while (after !== null);
+    assert.equal((await stored(cached, "cached", "k")).key_id, "c2");
+    await cacheSynced(cached.pool);
+    assert.equal((await get(cached, "cached", "k")).body, "cached-value");
+    // The rewrite was logged as a change: this replica read the row again (now under c2) rather than its copy.
+    assert.ok(cached.app.kvmCache.stats.invalidation > before.invalidation);
+    assert.ok(cached.app.kvmCache.stats.miss > before.miss);
   });
 
   test("envoy-kvm kvm reencrypt: progress to the active key, resumable, and KVM_ENCRYPTION_ACTIVE_KEY=plaintext decrypts", async () => {
