@@ -311,54 +311,6 @@ export class KvmRepository {
     return condition.kind === "none" ? "absent" : "precondition_failed";
   }
 
-  /** Live entries in key order: prefix as an index range, `after` = the last key of the previous page. */
-  async listEntries(
-    kvm: string,
-    prefix: Buffer,
-    after: Buffer | null,
-    limit: number,
-  ): Promise<StoredEntry[]> {
-    const res = await this.query<EntryRow>(
-      ...KvmRepository.entryRange(ENTRY_COLUMNS, kvm, prefix, after, limit),
-    );
-    return res.rows.map((row) => toEntry(this.cipher, kvm, row));
-  }
-
-  /**
-   * The sizes (key + value bytes) of the entries listEntries would return, without reading the values:
-   * octet_length of a TOASTed value comes from its header. Pages are cut by bytes from these.
-   */
-  async listEntrySizes(kvm: string, prefix: Buffer, after: Buffer | null, limit: number): Promise<number[]> {
-    const res = await this.query<{ bytes: number }>(
-      ...KvmRepository.entryRange(
-        "(octet_length(key) + octet_length(value))::float8 AS bytes",
-        kvm,
-        prefix,
-        after,
-        limit,
-      ),
-    );
-    return res.rows.map((r) => r.bytes);
-  }
-
-  private static entryRange(
-    columns: string,
-    kvm: string,
-    prefix: Buffer,
-    after: Buffer | null,
-    limit: number,
-  ): [string, unknown[]] {
-    const upper = prefixUpperBound(prefix);
-    const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    return [
-      `SELECT ${columns} FROM kvm_data
-       WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
-         AND ${LIVE}
-       ORDER BY key LIMIT $5`,
-      [kvm, prefix, lower, upper, limit],
-    ];
-  }
-
   /** Maps holding at least one live entry, by name, after `after`. */
   async listMaps(after: string | null, limit: number): Promise<{ name: string; entries: number }[]> {
     // Counting every map's entries reads the whole table: a bulk statement.

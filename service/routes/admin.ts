@@ -107,7 +107,7 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const { entries, next } = await readPage(repository, request.params.kvm, request.query);
+      const { entries, next } = await readPage(ctx.bulk, request.params.kvm, request.query);
       return { entries: entries.map(entryJson), next_page_token: next };
     },
   );
