@@ -73,6 +73,7 @@ export class BulkRepository {
       throw classifyDatabaseError(err);
     }
     let broken: Error | undefined = undefined;
+    let open = false;
     const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
       try {
         return await client.query<R>({
@@ -90,6 +91,7 @@ export class BulkRepository {
       AND ${LIVE} ORDER BY key LIMIT $5`;
     try {
       await run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", []);
+      open = true;
       await run("SELECT set_config('statement_timeout', $1, true)", [`${this.statementTimeoutMs}ms`]);
       let after = range.after !== null && Buffer.compare(range.after, range.prefix) >= 0 ? range.after : null;
       let entries = 0;
@@ -111,6 +113,7 @@ export class BulkRepository {
         }
         if (n === 0) {
           await run("COMMIT", []);
+          open = false;
           return { last: after, more: sizes.rows.length > 0 };
         }
         const rows = await run<EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM kvm_data WHERE ${where}`, [
@@ -127,7 +130,7 @@ export class BulkRepository {
       }
     } finally {
       // Ended early (an error, a closed response): the transaction only read, so a rollback loses nothing.
-      if (broken === undefined) await client.query("ROLLBACK").catch((err: Error) => (broken = err));
+      if (open && broken === undefined) await client.query("ROLLBACK").catch((err: Error) => (broken = err));
       client.release(broken);
     }
   }

@@ -521,9 +521,17 @@ test("import batches are bounded by entry count and by bytes", () => {
   );
 });
 
-test("with KVM_ENCRYPTION_KEYS the service encrypts, and its start-up log names the key id, never the key", async () => {
+test("with KVM_ENCRYPTION_KEYS the service encrypts and says so (key id only); kvm reencrypt moves older rows to the key", async () => {
   const dbUrl = await db.createSibling();
   assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: dbUrl })).code, 0);
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  // Rows from before encryption (plaintext), and one under a key this service does not have.
+  await client.query(
+    `INSERT INTO kvm_data (kvm_name, key, value)
+     SELECT 'old', convert_to('k' || i, 'UTF8'), convert_to('v' || i, 'UTF8') FROM generate_series(1, 25) i`,
+  );
+  await client.query("INSERT INTO kvm_data (kvm_name, key, value, key_id) VALUES ('lost', 'k', 'x', 'gone')");
   const key = randomBytes(32).toString("base64");
   const service = await startServiceProcess({
     DATABASE_URL: dbUrl,
@@ -538,13 +546,40 @@ test("with KVM_ENCRYPTION_KEYS the service encrypts, and its start-up log names 
     const put = await fetch(`${service.url}/v1/kvms/enc/entries/k`, { method: "PUT", body: "secret" });
     assert.equal(put.status, 201);
     assert.equal(await (await fetch(`${service.url}/v1/kvms/enc/entries/k`)).text(), "secret");
-    const client = new pg.Client({ connectionString: dbUrl });
-    await client.connect();
-    const row = (await client.query("SELECT key_id, value FROM kvm_data")).rows[0];
-    await client.end();
+    const row = (await client.query("SELECT key_id, value FROM kvm_data WHERE kvm_name = 'enc'")).rows[0];
     assert.equal(row.key_id, "prod-1");
     assert.equal(row.value.includes(Buffer.from("secret")), false);
+
+    const reencrypt = () => runCli(["kvm", "--url", service.url, "reencrypt", "--batch-size", "10"]);
+    const first = await reencrypt();
+    assert.equal(first.code, 1);
+    assert.equal(
+      first.stdout,
+      're-encrypted 25 rows to key "prod-1"; 0 rewritten by writers meanwhile; 1 could not be decrypted\n',
+    );
+    assert.equal(
+      first.stderr,
+      "envoy-kvm: 1 rows could not be decrypted (maps: lost): give the service the key they were written with " +
+        "(KVM_ENCRYPTION_KEYS) and run reencrypt again\n",
+    );
+    const keyIds = await client.query(
+      "SELECT key_id, count(*)::int AS n FROM kvm_data GROUP BY 1 ORDER BY 1",
+    );
+    assert.deepEqual(keyIds.rows, [
+      { key_id: "gone", n: 1 },
+      { key_id: "prod-1", n: 26 },
+    ]);
+    assert.equal(await (await fetch(`${service.url}/v1/kvms/old/entries/k7`)).text(), "v7");
+    // Run again (as after an interruption), the unreadable row gone: nothing is left to do.
+    await client.query("DELETE FROM kvm_data WHERE kvm_name = 'lost'");
+    const again = await reencrypt();
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(
+      again.stdout,
+      're-encrypted 0 rows to key "prod-1"; 0 rewritten by writers meanwhile; 0 could not be decrypted\n',
+    );
   } finally {
+    await client.end();
     service.child.kill("SIGTERM");
     await service.exited;
   }
