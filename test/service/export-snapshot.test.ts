@@ -92,7 +92,7 @@ describe("export snapshot", () => {
       new Set(["g3"]),
     );
     recordReliability({
-      area: "concurrency",
+      area: "security",
       name: "export during writes (whole-map and paged snapshot)",
       cases,
       result: "each export one generation, all keys, no later key: never a mix",
@@ -140,10 +140,17 @@ describe("the clock that decides 'already expired'", () => {
       ["service clock 2 h ahead", 7_200_000],
     ];
     const realNow = Date.now.bind(Date);
-    // While live: written, and read back, whatever the service's clock says.
-    for (const [label, skew] of cases) {
+    const withServiceClock = async (skew: number, work: () => Promise<void>) => {
       mock.method(Date, "now", () => realNow() + skew);
       try {
+        await work();
+      } finally {
+        mock.restoreAll();
+      }
+    };
+    // While live: written, and read back, whatever the service's clock says.
+    for (const [label, skew] of cases) {
+      await withServiceClock(skew, async () => {
         const res = await t.app.inject({
           method: "POST",
           url: "/admin/v1/kvms/clock-live/import",
@@ -154,15 +161,12 @@ describe("the clock that decides 'already expired'", () => {
           (await t.app.inject({ method: "GET", url: entryUrl("clock-live", "later") })).statusCode,
           200,
         );
-      } finally {
-        mock.restoreAll();
-      }
+      });
     }
     // Wait (no timing asserted) until the database's clock is past the first expiry.
     while ((await dbNowMs(t.pool)) <= dbNow + 400) await new Promise((resolve) => setTimeout(resolve, 50));
     for (const [label, skew] of cases) {
-      mock.method(Date, "now", () => realNow() + skew);
-      try {
+      await withServiceClock(skew, async () => {
         const res = await t.app.inject({
           method: "POST",
           url: "/admin/v1/kvms/clock-late/import",
@@ -182,12 +186,10 @@ describe("the clock that decides 'already expired'", () => {
             ["later", "never"],
           );
         }
-      } finally {
-        mock.restoreAll();
-      }
+      });
     }
     recordReliability({
-      area: "bad input",
+      area: "security",
       name: "import of entries expiring mid-way, service clock skewed ±2 h",
       cases: cases.length * 2,
       result: "import and reads agree (PostgreSQL's clock): expired entries counted, never written",
