@@ -195,7 +195,7 @@ describe("convert kong: every instance or field without an equivalent is reporte
 });
 
 describe("convert kong: route matching", () => {
-  it("regex paths, several methods, hosts with wildcards and headers become matches; regex paths rank first", () => {
+  it("regex paths, several methods, hosts with wildcards and headers become matches, ranked as Kong's router ranks them", () => {
     const file = join(scratch, "routing.yaml");
     const config = "{ kvm_name: m, operation_type: delete, key_source_type: literal, key_source_name: k }";
     writeFileSync(
@@ -211,13 +211,24 @@ describe("convert kong: route matching", () => {
         "      - { name: short, paths: [/a] }",
         "      - { name: long, paths: [/a/b], methods: [GET, HEAD], hosts: ['*.example.com'], headers: { x-version: [v1, v2] } }",
         "      - { name: re, paths: ['~/a/[0-9]+$'] }",
+        "      - { name: users, paths: ['~/users/(?<id>[0-9]+)'], headers: { x-client: ['~*^mobile-'] } }",
+        "      - name: lookahead",
+        "        paths:",
+        "          - /ok",
+        "          - ~/(?!admin)[a-z]+/",
         "",
       ].join("\n"),
     );
-    const { envoyRoutes } = convertKong(file, { policy: null });
+    const { envoyRoutes, report } = convertKong(file, { policy: null });
     assert.deepEqual(
       envoyRoutes.map((r) => r.name),
-      ["re", "long", "short"],
+      ["long", "users", "re", "lookahead", "short"],
+    );
+    assert.deepEqual(
+      report.format().filter((l) => l.includes("unsupported")),
+      [
+        `${file}:15: unsupported: route lookahead: regex path ~/(?!admin)[a-z]+/ is not RE2 syntax (Envoy's only regex engine): error parsing regexp: invalid or unsupported Perl syntax: \`(?!\`; not converted`,
+      ],
     );
     const take = (method: string, path: string, headers: [string, string][] = []) =>
       routeFor(envoyRoutes, method, path, headers);
@@ -251,6 +262,16 @@ describe("convert kong: route matching", () => {
       "short",
     );
     assert.equal(take("GET", "/b"), undefined);
+    // Kong anchors regex paths at the start only; header values compare without case, `~*` is a regex search.
+    assert.equal(take("GET", "/users/7/orders", [["x-client", "Mobile-iOS"]]), "users");
+    assert.equal(take("GET", "/users/7", [["x-client", "web"]]), undefined);
+    assert.equal(
+      take("GET", "/a/b", [
+        [":authority", "API.eu.Example.com"],
+        ["x-version", "V1"],
+      ]),
+      "long",
+    );
   });
 });
 
