@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import AdmZip from "adm-zip";
+import { parse } from "yaml";
 import { convertApigee } from "../../convert/apigee.ts";
 import { checkConfiguration } from "../../convert/check.ts";
 import { cli, gateway, readEntry, root, seedEntry } from "./support.ts";
@@ -193,6 +194,18 @@ describe("convert apigee: cluster policy (the default)", () => {
     const check = cli(["config", "check", fragment]);
     assert.equal(check.status, 0, check.stdout);
     assert.match(check.stdout, /orders-envoy\.yaml:\d+: ok\n$/);
+    const address = (c: {
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] };
+    }) => c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address;
+    const clusters = (parse(readFileSync(fragment, "utf8")) as { clusters: { name: string }[] }).clusters;
+    assert.deepEqual(
+      clusters.map((c) => [c.name, address(c as never)]),
+      [
+        ["upstream", { socket_address: { address: "orders.internal.example.com", port_value: 443 } }],
+        ["kvm_service", { socket_address: { address: "127.0.0.1", port_value: 8081 } }],
+      ],
+      "the TargetEndpoint's URL, and the KVM service at its default address",
+    );
   });
 
   it("--dry-run prints the report and writes nothing", async () => {

@@ -102,7 +102,7 @@ describe("convert kong: as configured (cluster instances stay cluster)", () => {
     assert.equal(config.routes!["tenant-plan-put"][0].policy, "local");
   });
 
-  it("the CLI writes the configuration and an envoy.yaml fragment with the routes and the services' clusters; exit 2", () => {
+  it("the CLI writes the configuration and an envoy.yaml fragment with the routes, the services' clusters and kvm_service; exit 2", () => {
     const out = join(scratch, "kong.json");
     const fragment = join(scratch, "kong-envoy.yaml");
     const r = cli(["convert", "kong", SAMPLE, "-o", out, "--envoy", fragment]);
@@ -111,7 +111,8 @@ describe("convert kong: as configured (cluster instances stay cluster)", () => {
     const yaml = parse(readFileSync(fragment, "utf8"));
     assert.deepEqual(
       yaml.clusters.map((c: { name: string }) => c.name),
-      ["settings", "tenants", "status"],
+      ["settings", "tenants", "status", "kvm_service"],
+      "the services, and the KVM service the cluster instance calls",
     );
     assert.deepEqual(
       JSON.parse(yaml.http_filters[0].typed_config.config.configuration.value),

@@ -1,6 +1,6 @@
 // Helpers of the converter tests: pick the Envoy route a request takes from the converted routes (as Envoy's
 // first-match route table would), run it through the filter, and read or seed map entries on the same store.
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { ManualClock, Plugin } from "../../host/index.ts";
 import type { EnvoyRoute } from "../../convert/model.ts";
@@ -81,4 +81,14 @@ export function cli(args: string[]): { status: number; stdout: string; stderr: s
     encoding: "utf8",
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the envoy-kvm binary without blocking this process (for commands that call a service running here). */
+export function cliAsync(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [`${root}bin/envoy-kvm.js`, ...args], { cwd: root }, (err, stdout, stderr) => {
+      const status = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
