@@ -135,6 +135,45 @@ describe("convert kong: without -o", () => {
   });
 });
 
+describe("convert kong: config check before writing", () => {
+  it("a configuration the filter would refuse is not written: the check's lines, exit 1; --dry-run writes nothing either", async () => {
+    const { existsSync } = await import("node:fs");
+    const file = join(scratch, "bad-ttl.yaml");
+    writeFileSync(
+      file,
+      [
+        '_format_version: "3.0"',
+        "plugins:",
+        "  - name: key-value-map-operations",
+        "    config: { policy: local, kvm_name: m, operation_type: put, key_source_type: literal,",
+        "              key_source_name: k, value_source_type: literal, value_source_name: v, ttl: -5 }",
+        "routes:",
+        "  - { name: all, paths: [/] }",
+        "",
+      ].join("\n"),
+    );
+    const out = join(scratch, "bad.json");
+    const fragment = join(scratch, "bad-envoy.yaml");
+    const r = cli(["convert", "kong", file, "-o", out, "--envoy", fragment]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.ok(
+      lines.some((l) => l.startsWith("config check: ") && l.includes("ttl")),
+      r.stdout,
+    );
+    assert.equal(lines.at(-1), "the converted configuration failed config check: nothing written");
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(fragment), false);
+
+    const dry = cli(["convert", "kong", SAMPLE, "-o", out, "--envoy", fragment, "--dry-run"]);
+    assert.equal(dry.status, 2, "the exit status still says incomplete");
+    assert.doesNotMatch(dry.stdout, /^wrote /m);
+    assert.match(dry.stdout, /^examples\/kong\/kong\.yaml:92: unsupported: /m);
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(fragment), false);
+  });
+});
+
 describe("convert kong: every instance or field without an equivalent is reported with file:line", () => {
   it("the sample's consumer-scoped instance", () => {
     const lines = sample(null)
