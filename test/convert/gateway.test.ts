@@ -302,6 +302,26 @@ describe("convert apigee (proxy bundle .zip, cluster maps) → fragment → gate
     );
   });
 
+  it("a Get into a flow variable (shared_context, keyed by a query parameter) feeds the next Get, which assigns a response header; a Put stores the whole body under a composite key", async () => {
+    for (const [kvm, key, value] of [
+      ["regions", "de", "eu-central"],
+      ["region-notes", "eu-central", "GDPR applies"],
+    ]) {
+      const put = await fetch(`http://${service.address}/v1/kvms/${kvm}/entries/${key}`, {
+        method: "PUT",
+        body: value,
+      });
+      assert.equal(put.status, 201);
+    }
+    const res = await fetch(`${url}/v1/orders/regions/r1?country=de`, { headers: { "x-tenant": "acme" } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-region-note"), "GDPR applies");
+    assert.equal(requestLine(await res.text()), "GET /v1/orders/regions/r1?country=de");
+
+    await send("PUT", "/v1/orders/notes?user=ann", { "x-tenant": "acme" }, "ring twice");
+    assert.equal(await entry("order-notes", "ann__note"), "ring twice");
+  });
+
   it('continueOnError="true": the Get whose key header is missing lets the request go on', async () => {
     const res = await send("GET", "/v1/orders/last", { "x-tenant": "acme" });
     assert.equal(requestLine(res), "GET /v1/orders/last");
