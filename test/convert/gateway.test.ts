@@ -158,6 +158,30 @@ describe("convert kong (--policy local) → fragment → local gateway", () => {
     assert.equal(await read(), "free");
   });
 
+  it("the regex path route (safe_regex, anchored at the start as Kong anchors it) answers the plan in a response header", async () => {
+    const plan = async (path: string) => {
+      const res = await fetch(`${url}${path}`, { headers: { "x-tenant": "umbrella" } });
+      return [res.headers.get("x-tenant-plan"), requestLine(await res.text())];
+    };
+    assert.deepEqual(await plan("/v2/tenants/umbrella"), ["free", "GET /v2/tenants/umbrella"]);
+    const put = await fetch(`${url}/tenants`, {
+      method: "PUT",
+      headers: { "x-tenant": "umbrella" },
+      body: '{"plan":"silver"}',
+    });
+    assert.equal(put.status, 200);
+    await put.text();
+    assert.deepEqual(await plan("/v2/tenants/umbrella/profile?x=1"), [
+      "silver",
+      "GET /v2/tenants/umbrella/profile?x=1",
+    ]);
+    assert.deepEqual(
+      await plan("/v2/tenants/Umbrella"),
+      [null, "GET /v2/tenants/Umbrella"],
+      "[a-z0-9-]+ does not take an upper-case letter: the status route (the global get, a miss) takes it",
+    );
+  });
+
   it("the status route runs the global get: a miss adds no response header and the request reaches its service", async () => {
     const status = await fetch(`${url}/status`);
     assert.equal(status.status, 200);

@@ -67,11 +67,12 @@ describe("convert kong: the sample deck file on the host (local policy)", () => 
     assert.equal(settings.responseHeader("x-maintenance"), undefined);
   });
 
-  it("routes keep Kong's names and ranking: longer prefixes before shorter ones, methods as :method matches", () => {
+  it("routes keep Kong's names and ranking: regex paths, then longer prefixes before shorter ones, methods as :method matches", () => {
     const { envoyRoutes, config } = sample("local");
     assert.deepEqual(
       envoyRoutes.map((r) => [r.name, r.match.prefix, r.cluster]),
       [
+        ["tenant-plan-read-v2", undefined, "tenants"],
         ["settings-read", "/settings", "settings"],
         ["tenant-plan-put", "/tenants", "tenants"],
         ["tenant-plan-read", "/tenants", "tenants"],
@@ -129,7 +130,7 @@ describe("convert kong: without -o", () => {
     assert.deepEqual(JSON.parse(r.stdout), sample("local").config);
     assert.match(
       r.stderr,
-      /^incomplete: 1 element not converted \(unsupported above\); 5 operations on 5 routes; config check passed$/m,
+      /^incomplete: 1 element not converted \(unsupported above\); 6 operations on 6 routes; config check passed$/m,
     );
     assert.doesNotMatch(r.stderr, /kvm_service/, "no cluster operation is left with --policy local");
   });
@@ -168,7 +169,7 @@ describe("convert kong: config check before writing", () => {
     const dry = cli(["convert", "kong", SAMPLE, "-o", out, "--envoy", fragment, "--dry-run"]);
     assert.equal(dry.status, 2, "the exit status still says incomplete");
     assert.doesNotMatch(dry.stdout, /^wrote /m);
-    assert.match(dry.stdout, /^examples\/kong\/kong\.yaml:92: unsupported: /m);
+    assert.match(dry.stdout, /^examples\/kong\/kong\.yaml:109: unsupported: /m);
     assert.equal(existsSync(out), false);
     assert.equal(existsSync(fragment), false);
   });
@@ -180,7 +181,7 @@ describe("convert kong: every instance or field without an equivalent is reporte
       .report.format()
       .filter((l) => l.includes(": unsupported: "));
     assert.deepEqual(lines, [
-      `${SAMPLE}:92: unsupported: key-value-map-operations on consumer partner-app: consumer-scoped instances have no Envoy equivalent (no Kong consumers); not converted`,
+      `${SAMPLE}:109: unsupported: key-value-map-operations on consumer partner-app: consumer-scoped instances have no Envoy equivalent (no Kong consumers); not converted`,
     ]);
   });
 
