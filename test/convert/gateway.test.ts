@@ -11,11 +11,12 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import AdmZip from "adm-zip";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { parseGatewayConfig } from "../../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../../gateway/server.ts";
 import { startService, type RunningService } from "../e2e/helpers.ts";
+import { bootstrap } from "../gateway/bootstrap.ts";
 import { cli, cliAsync, root } from "./support.ts";
 
 /** A header line of the echo upstream's answer (`name: value` lines before a blank line). */
@@ -45,32 +46,10 @@ async function serveFragment(
     const header = addHeaders[route.name];
     if (header !== undefined) route.request_headers_to_add = [{ header }];
   }
-  const envoyYaml = stringify({
-    static_resources: {
-      listeners: [
-        {
-          name: "ingress",
-          address: { socket_address: { address: "127.0.0.1", port_value: 10000 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: "envoy.filters.network.http_connection_manager",
-                  typed_config: {
-                    "@type":
-                      "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    stat_prefix: "ingress",
-                    route_config: fragment.route_config,
-                    http_filters: fragment.http_filters,
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: fragment.clusters,
-    },
+  const envoyYaml = bootstrap({
+    route_config: fragment.route_config,
+    http_filters: fragment.http_filters,
+    clusters: fragment.clusters,
   });
   const config = parseGatewayConfig(envoyYaml, {});
   assert.deepEqual(
@@ -138,6 +117,17 @@ describe("convert kong (--policy local) → fragment → local gateway", () => {
   });
   after(() => gateway?.stop());
 
+  /** The tenant-plan-put route: Kong's put stores the body's `plan` under the x-tenant header. */
+  const putPlan = async (tenant: string, plan: string) => {
+    const put = await fetch(`${url}/tenants`, {
+      method: "PUT",
+      headers: { "x-tenant": tenant },
+      body: JSON.stringify({ plan }),
+    });
+    assert.equal(put.status, 200);
+    await put.text();
+  };
+
   it("put, get with default_value and delete on the tenant routes; two VMs share the store", async () => {
     const read = async () =>
       echoed(
@@ -145,13 +135,7 @@ describe("convert kong (--policy local) → fragment → local gateway", () => {
         "x-tenant-plan",
       );
     assert.equal(await read(), "free");
-    const put = await fetch(`${url}/tenants`, {
-      method: "PUT",
-      headers: { "x-tenant": "acme" },
-      body: '{"plan":"gold"}',
-    });
-    assert.equal(put.status, 200);
-    await put.text();
+    await putPlan("acme", "gold");
     assert.equal(await read(), "gold");
     assert.equal(await read(), "gold");
     await (await fetch(`${url}/tenants`, { method: "DELETE", headers: { "x-tenant": "acme" } })).text();
@@ -164,13 +148,7 @@ describe("convert kong (--policy local) → fragment → local gateway", () => {
       return [res.headers.get("x-tenant-plan"), requestLine(await res.text())];
     };
     assert.deepEqual(await plan("/v2/tenants/umbrella"), ["free", "GET /v2/tenants/umbrella"]);
-    const put = await fetch(`${url}/tenants`, {
-      method: "PUT",
-      headers: { "x-tenant": "umbrella" },
-      body: '{"plan":"silver"}',
-    });
-    assert.equal(put.status, 200);
-    await put.text();
+    await putPlan("umbrella", "silver");
     assert.deepEqual(await plan("/v2/tenants/umbrella/profile?x=1"), [
       "silver",
       "GET /v2/tenants/umbrella/profile?x=1",

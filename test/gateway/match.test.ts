@@ -5,43 +5,15 @@ import assert from "node:assert/strict";
 import { GatewayConfigError, parseGatewayConfig, type RouteSpec } from "../../gateway/config.ts";
 import { matchRoute } from "../../gateway/match.ts";
 import { recordReliability } from "../reliability/record.ts";
+import { bootstrap } from "./bootstrap.ts";
 
 const ROUTES_AT =
   "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]";
 
 function routesOf(routes: object[]): RouteSpec[] {
-  const yaml = JSON.stringify({
-    static_resources: {
-      listeners: [
-        {
-          name: "web",
-          address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: "envoy.filters.network.http_connection_manager",
-                  typed_config: {
-                    "@type":
-                      "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes }] },
-                    http_filters: [
-                      {
-                        name: "envoy.filters.http.router",
-                        typed_config: {
-                          "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
-                        },
-                      },
-                    ],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: [{ name: "backend", load_assignment: { endpoints: [] } }],
-    },
+  const yaml = bootstrap({
+    route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes }] },
+    clusters: [{ name: "backend", load_assignment: { endpoints: [] } }],
   });
   return parseGatewayConfig(yaml, {}).listeners[0].virtualHosts[0].routes;
 }
