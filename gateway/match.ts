@@ -44,6 +44,7 @@ function headerValue(
 ): string | undefined {
   if (name === ":method") return method;
   if (name === ":path") return path;
+  if (name === ":scheme") return "http"; // the gateway serves plain HTTP/1.1 only
   const value = headers[name === ":authority" ? "host" : name];
   return Array.isArray(value) ? value.join(",") : value;
 }

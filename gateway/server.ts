@@ -63,11 +63,26 @@ function hostPort(value: string, what: string): { address: string; port: number 
   return { address: value.slice(0, at), port };
 }
 
-function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
+// Envoy's virtual host choice (route/v3 VirtualHost.domains): an exact domain, then the longest suffix
+// wildcard ("*.foo.com", "*-bar.foo.com"), then the longest prefix wildcard ("foo.*"), then "*". A wildcard
+// never matches the empty string.
+export function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
   const name = (host ?? "").toLowerCase().replace(/:\d+$/, "");
   const exact = listener.virtualHosts.find((vh) => vh.domains.includes(name));
-  const any = listener.virtualHosts.find((vh) => vh.domains.includes("*"));
-  return (exact ?? any)?.routes ?? null;
+  if (exact) return exact.routes;
+  let best: { routes: RouteSpec[]; rank: number } | null = null;
+  for (const vh of listener.virtualHosts) {
+    for (const domain of vh.domains) {
+      if (domain === "*" || domain.length > name.length) continue; // "*" stands for one character or more
+      // Any suffix wildcard outranks every prefix one; among each kind, the longer wins.
+      let rank = 0;
+      if (domain.startsWith("*") && name.endsWith(domain.slice(1))) rank = 1_000_000 + domain.length;
+      else if (domain.endsWith("*") && name.startsWith(domain.slice(0, -1))) rank = domain.length;
+      if (rank > 0 && (best === null || rank > best.rank)) best = { routes: vh.routes, rank };
+    }
+  }
+  if (best !== null) return best.routes;
+  return listener.virtualHosts.find((vh) => vh.domains.includes("*"))?.routes ?? null;
 }
 
 // %FILTER_STATE(key:PLAIN)% in a request_headers_to_add value; an empty result adds no header.
@@ -140,7 +155,7 @@ async function route(cluster: ClusterSpec, spec: RouteSpec, up: UpstreamRequest)
         pseudo.get(":path") ?? "/",
         headers,
         up.body,
-        15_000,
+        spec.timeoutMs,
       )
     : "reset";
   if (answer === "timeout") {

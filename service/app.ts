@@ -47,12 +47,13 @@ function fastifyErrorCode(err: FastifyError): string {
 /**
  * PostgreSQL errors can quote the data they failed on: `detail` ("Failing row contains (…)" for a constraint a
  * DBA added, "Key (kvm_name, key)=(…)"), `where` (bind parameter values, when the server's
- * log_parameter_max_length_on_error allows), `internalQuery`. Logged errors keep everything else.
- * https://www.postgresql.org/docs/current/protocol-error-fields.html
+ * log_parameter_max_length_on_error allows), `internalQuery`. pg-pool hangs the client on an idle client's
+ * error (`client`): its internals, the backend's cancel key (`secretKey`) among them, are not logged either.
+ * Logged errors keep everything else. https://www.postgresql.org/docs/current/protocol-error-fields.html
  */
 export function serializeError(err: Error): pino.SerializedError {
   const out = pino.stdSerializers.err(err);
-  for (const field of ["detail", "where", "internalQuery", "hint"]) delete out[field];
+  for (const field of ["detail", "where", "internalQuery", "hint", "client"]) delete out[field];
   return out;
 }
 
