@@ -185,6 +185,18 @@ describe("convert kong: every instance or field without an equivalent is reporte
     ]);
   });
 
+  it("local maps: one note per map with kong.conf's lua_shared_dict size and what Envoy's shared data does differently", () => {
+    process.chdir(root);
+    const notes = convertKong(SAMPLE, { policy: null, kongConf: "examples/kong/kong.conf" })
+      .report.format()
+      .filter((l) => l.includes("lua_shared_dict"));
+    const differs =
+      "Envoy shared data (one store per vm_id) has no size cap and no eviction: memory grows with every distinct key";
+    const kong = (map: string) =>
+      `note: map ${map} is local: Kong keeps it in a lua_shared_dict of fixed size that evicts least-recently-used entries when full (examples/kong/kong.conf sets kong_kvm_local 5m (line 3)); ${differs}`;
+    assert.deepEqual(notes, [`${SAMPLE}:34: ${kong("tenant-plans")}`, `${SAMPLE}:98: ${kong("site-flags")}`]);
+  });
+
   it("unknown config fields, instance fields, consumer plugins, routing fields; disabled and unused instances are notes", () => {
     const file = join(scratch, "odd.yaml");
     writeFileSync(
