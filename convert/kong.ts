@@ -331,6 +331,14 @@ export function convertKong(
       continue;
     }
     const pathNodes = route.node.get("paths", true);
+    // Kong's route priority (kong/router/transform.lua get_priority, the traditional router's categories): more
+    // kinds of condition first, then plain hosts, more headers, regex paths (by regex_priority), longer prefixes.
+    const given = (v: unknown) => (Array.isArray(v) ? v.length > 0 : Object.keys(v as object).length > 0);
+    const routePriority = [
+      [methods, hosts, headers, (js(pathNodes) as string[] | null) ?? []].filter(given).length,
+      hosts.length > 0 && hosts.every((h) => !h.includes("*")) ? 1 : 0,
+      Object.keys(headers).length,
+    ];
     for (const [i, path] of paths.entries()) {
       const regex = path.startsWith("~");
       const rejected = regex ? compileRe2(path.slice(1)) : null;
@@ -349,16 +357,10 @@ export function convertKong(
           { safe_regex: { regex: `^(?:${path.slice(1).replace(/^\^/, "")}).*` } }
         : { prefix: path };
       if (headerMatches.length > 0) match.headers = headerMatches;
-      // Kong's route priority (kong/router/transform.lua get_priority, the traditional router's categories): more
-      // kinds of condition first, then plain hosts, more headers, regex paths (by regex_priority), longer prefixes.
-      const given = (v: unknown) => (Array.isArray(v) ? v.length > 0 : Object.keys(v as object).length > 0);
-      const rawPaths = js(route.node.get("paths", true)) as string[] | null;
       ranked.push({
         route: { name: route.name, match, ...(route.service === null ? {} : { cluster: route.service }) },
         priority: [
-          [methods, hosts, headers, rawPaths ?? []].filter(given).length,
-          hosts.length > 0 && hosts.every((h) => !h.includes("*")) ? 1 : 0,
-          Object.keys(headers).length,
+          ...routePriority,
           regex ? 1 : 0,
           regex ? Number(route.node.get("regex_priority") ?? 0) : 0,
           regex ? 0 : path.length,
