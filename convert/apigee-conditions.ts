@@ -2,6 +2,8 @@
 // test (`proxy.pathsuffix MatchesPath "/orders/*"`, `=`, `StartsWith`, `JavaRegex`) and a verb test
 // (`request.verb = "GET"`). Anything else (or, not, other variables) returns why it cannot be routed.
 
+import { compileRe2 } from "../gateway/match.ts";
+
 export type RouteMatch = Record<string, unknown>;
 
 type Token = { kind: "word" | "string" | "op" | "paren"; text: string };
@@ -102,7 +104,16 @@ export function conditionToMatch(
       else if (operator === "startswith") path = { prefix: `${base}${value}` };
       else if (operator === "matchespath")
         path = { safe_regex: { regex: `^${escapeRegex(base)}${matchesPathRegex(value)}$` } };
-      else path = { safe_regex: { regex: `^${escapeRegex(base)}(?:${value})$` } };
+      else {
+        // JavaRegex is Java's full match; Envoy's engine is RE2, which refuses backreferences and lookaround.
+        const compiled = compileRe2(value);
+        if ("error" in compiled) {
+          return {
+            reason: `JavaRegex "${value}" is not RE2 syntax (Envoy's only regex engine): ${compiled.error}`,
+          };
+        }
+        path = { safe_regex: { regex: `^${escapeRegex(base)}(?:${value})$` } };
+      }
     } else {
       return {
         reason: `a test of ${variable} ${operatorToken} has no route-match equivalent (only proxy.pathsuffix and request.verb)`,

@@ -251,5 +251,10 @@ export function convertApigee(input: string, opts: { policy: Policy }): Conversi
       );
     }
   }
-  return { config: { routes }, envoyRoutes, imports, report };
+  // One TargetEndpoint with a URL: every route sends there, so the envoy.yaml fragment can define the cluster.
+  const targets = inFolder("targets").filter((p) => p.root.name === "TargetEndpoint");
+  const connection = targets.length === 1 ? child(targets[0].root, "HTTPTargetConnection") : undefined;
+  const url = connection === undefined ? undefined : child(connection, "URL")?.text;
+  const upstreamUrl = url !== undefined && /^https?:\/\//.test(url) ? url : undefined;
+  return { config: { routes }, envoyRoutes, imports, report, upstreamUrl };
 }

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type YAMLMap } from "yaml";
 import { Report, type Conversion, type EnvoyRoute, type Operation, type Policy } from "./model.ts";
 import { OPERATION_FIELDS, ordered } from "./model.ts";
+import { compileRe2 } from "../gateway/match.ts";
 
 export const PLUGIN = "key-value-map-operations";
 
@@ -248,7 +249,7 @@ export function convertKong(
   }
 
   const config: Record<string, Operation[]> = {};
-  const ranked: { route: EnvoyRoute; regex: number; length: number; attrs: number }[] = [];
+  const ranked: { route: EnvoyRoute; priority: number[] }[] = [];
   const used = new Set<Instance>();
   for (const route of routes) {
     const applied =
@@ -296,34 +297,82 @@ export function convertKong(
         string_match: { safe_regex: { regex: `^(${methods.join("|")})$` } },
       });
     if (hosts.length > 0) {
-      const alternatives = hosts.map((h) => escapeRegex(h).replace(/\\\*/g, "[^.]+")).join("|");
+      // Kong's router: a `*` is any run of characters (`.+`), a host without a port takes any port, and hosts
+      // compare without case (kong/router/traditional.lua's wildcard_host_regex).
+      const alternatives = hosts.map((h) => {
+        const host = escapeRegex(h).replace(/\\\*/g, ".+");
+        return /:[0-9]+$/.test(h) ? host : `${host}(:[0-9]+)?`;
+      });
       headerMatches.push({
         name: ":authority",
-        string_match: { safe_regex: { regex: `^(${alternatives})(:[0-9]+)?$` } },
+        string_match: { safe_regex: { regex: `(?i)^(${alternatives.join("|")})$` } },
       });
     }
     for (const [name, values] of Object.entries(headers)) {
+      // Kong compares header values without case; a `~*` value is a regex searched in the value
+      // (kong/router/transform.lua). Envoy's safe_regex must match the whole value.
+      const alternatives = values.map((v) => (v.startsWith("~*") ? `.*(?:${v.slice(2)}).*` : escapeRegex(v)));
       headerMatches.push({
         name: name.toLowerCase(),
-        string_match: { safe_regex: { regex: `^(${values.map(escapeRegex).join("|")})$` } },
+        string_match: { safe_regex: { regex: `(?i)^(${alternatives.join("|")})$` } },
       });
     }
-    for (const path of paths) {
+    const refused = headerMatches
+      .map((h) => (h.string_match as { safe_regex?: { regex: string } }).safe_regex?.regex)
+      .map((r) => (r === undefined ? null : compileRe2(r)))
+      .find((c) => c !== null && "error" in c);
+    if (refused !== undefined) {
+      report.add(
+        file,
+        line,
+        "unsupported",
+        `route ${route.name}: a header value regex is not RE2 syntax (Envoy's only regex engine): ${(refused as { error: string }).error}; no Envoy route written`,
+      );
+      continue;
+    }
+    const pathNodes = route.node.get("paths", true);
+    // Kong's route priority (kong/router/transform.lua get_priority, the traditional router's categories): more
+    // kinds of condition first, then plain hosts, more headers, regex paths (by regex_priority), longer prefixes.
+    const given = (v: unknown) => (Array.isArray(v) ? v.length > 0 : Object.keys(v as object).length > 0);
+    const routePriority = [
+      [methods, hosts, headers, (js(pathNodes) as string[] | null) ?? []].filter(given).length,
+      hosts.length > 0 && hosts.every((h) => !h.includes("*")) ? 1 : 0,
+      Object.keys(headers).length,
+    ];
+    for (const [i, path] of paths.entries()) {
       const regex = path.startsWith("~");
+      const rejected = regex ? compileRe2(path.slice(1)) : null;
+      if (rejected !== null && "error" in rejected) {
+        report.add(
+          file,
+          isSeq(pathNodes) ? lineOf(pathNodes.items[i]) : line,
+          "unsupported",
+          `route ${route.name}: regex path ${path} is not RE2 syntax (Envoy's only regex engine): ${rejected.error}; not converted`,
+        );
+        continue;
+      }
       const match: Record<string, unknown> = regex
-        ? { safe_regex: { regex: `^${path.slice(1).replace(/^\^/, "")}` } }
+        ? // Kong anchors a regex path at the start only (kong/router/transform.lua prefixes `^`, the traditional
+          // router matches anchored): it takes longer paths too. Envoy's safe_regex must match the whole path.
+          { safe_regex: { regex: `^(?:${path.slice(1).replace(/^\^/, "")}).*` } }
         : { prefix: path };
       if (headerMatches.length > 0) match.headers = headerMatches;
       ranked.push({
         route: { name: route.name, match, ...(route.service === null ? {} : { cluster: route.service }) },
-        regex: regex ? 1 + Number(route.node.get("regex_priority") ?? 0) : 0,
-        length: path.length,
-        attrs: headerMatches.length,
+        priority: [
+          ...routePriority,
+          regex ? 1 : 0,
+          regex ? Number(route.node.get("regex_priority") ?? 0) : 0,
+          regex ? 0 : path.length,
+        ],
       });
     }
   }
-  // Kong's router: regex paths first (by regex_priority), then longer prefixes, then routes with more conditions.
-  ranked.sort((a, b) => b.regex - a.regex || b.length - a.length || b.attrs - a.attrs);
+  const byPriority = (a: number[], b: number[]) => {
+    const at = a.findIndex((v, i) => v !== b[i]);
+    return at === -1 ? 0 : b[at] - a[at];
+  };
+  ranked.sort((a, b) => byPriority(a.priority, b.priority));
   const all = [global, ...byService.values(), ...byRoute.values()].filter((i): i is Instance => i !== null);
   for (const i of all) {
     if (!used.has(i))

@@ -75,6 +75,8 @@ export interface Conversion {
   envoyRoutes: EnvoyRoute[];
   imports: ImportFile[];
   report: Report;
+  /** Where routes without a cluster of their own send (an Apigee proxy's one TargetEndpoint URL). */
+  upstreamUrl?: string;
 }
 
 export type Policy = "local" | "cluster";

@@ -48,6 +48,17 @@ function cluster(name: string, url: string): Record<string, unknown> {
   };
 }
 
+// The cluster the filter's callouts use by default (kvm_service.cluster) and the service's default address
+// (`envoy-kvm service` listens there; `envoy-kvm kvm --url` defaults to it).
+const KVM_SERVICE_CLUSTER = "kvm_service";
+const KVM_SERVICE_DEFAULT_URL = "http://127.0.0.1:8081";
+
+function usesCluster({ config }: Conversion): boolean {
+  return [...(config.operations ?? []), ...Object.values(config.routes ?? {}).flat()].some(
+    (op) => op.policy === "cluster",
+  );
+}
+
 export function envoyFragment(conversion: Conversion, configText: string, opts: OutputOptions): string {
   const fragment: Record<string, unknown> = {
     route_config: {
@@ -89,7 +100,14 @@ export function envoyFragment(conversion: Conversion, configText: string, opts: 
       },
     ],
   };
-  const clusters = Object.entries(opts.clusters ?? {}).map(([name, url]) => cluster(name, url));
+  const urls: Record<string, string> = { ...opts.clusters };
+  if (conversion.upstreamUrl !== undefined && urls[opts.upstream] === undefined) {
+    urls[opts.upstream] = conversion.upstreamUrl;
+  }
+  if (usesCluster(conversion) && urls[KVM_SERVICE_CLUSTER] === undefined) {
+    urls[KVM_SERVICE_CLUSTER] = KVM_SERVICE_DEFAULT_URL;
+  }
+  const clusters = Object.entries(urls).map(([name, url]) => cluster(name, url));
   if (clusters.length > 0) fragment.clusters = clusters;
   const header =
     `# envoy-kvm convert ${opts.source}: the route configuration and http_filters of an http_connection_manager` +
@@ -127,10 +145,11 @@ export async function writeConversion(conversion: Conversion, opts: OutputOption
       ? `complete: ${summary}`
       : `incomplete: ${count(unsupported, "element")} not converted (unsupported above); ${summary}`,
   );
-  const all = [...(config.operations ?? []), ...Object.values(config.routes ?? {}).flat()];
-  if (all.some((op) => op.policy === "cluster")) {
+  if (usesCluster(conversion)) {
     lines.push(
-      'cluster operations call the KVM service through the Envoy cluster "kvm_service" (kvm_service defaults): define it in envoy.yaml',
+      opts.envoy === undefined || opts.dryRun === true
+        ? `cluster operations call the KVM service through the Envoy cluster "${KVM_SERVICE_CLUSTER}" (kvm_service defaults): define it in envoy.yaml`
+        : `cluster operations call the KVM service through the Envoy cluster "${KVM_SERVICE_CLUSTER}": the fragment defines it at ${new URL(KVM_SERVICE_DEFAULT_URL).host}, the service's default address`,
     );
   }
   let stdout: string | null = null;

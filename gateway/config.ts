@@ -5,6 +5,7 @@
 // error naming its path, never silently ignored.
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
+import { compileRe2, type HeaderMatch, type Re2, type RouteMatch } from "./match.ts";
 
 export const WASM_FILTER = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER_FILTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -15,16 +16,8 @@ const STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue";
 
 export class GatewayConfigError extends Error {}
 
-export interface HeaderMatch {
+export interface RouteSpec extends RouteMatch {
   name: string;
-  exact: string;
-}
-
-export interface RouteSpec {
-  name: string;
-  prefix?: string;
-  path?: string;
-  headers: HeaderMatch[];
   cluster: string;
   /** Headers the router adds upstream; values may hold %FILTER_STATE(key:PLAIN)%. */
   requestHeadersToAdd: { key: string; value: string; append: boolean }[];
@@ -114,6 +107,18 @@ function socketAddress(node: unknown, at: string): { address: string; port: numb
   return { address: text(inner.address, `${at}.socket_address.address`), port };
 }
 
+// envoy.type.matcher.v3.RegexMatcher: `regex`, and the deprecated `google_re2` (RE2 either way).
+function safeRegex(node: unknown, at: string): Re2 {
+  const matcher = fields(node, at, ["regex"], ["google_re2"]);
+  const compiled = compileRe2(text(matcher.regex, `${at}.regex`));
+  if ("error" in compiled) {
+    throw new GatewayConfigError(
+      `${at}.regex: not a valid RE2 pattern (Envoy refuses it): ${compiled.error}`,
+    );
+  }
+  return compiled;
+}
+
 // A google.protobuf.Duration as Envoy's YAML writes it: seconds with an "s", e.g. "15s" or "0.25s".
 function durationMs(node: unknown, at: string): number {
   const match = typeof node === "string" ? /^(\d+(?:\.\d+)?)s$/.exec(node) : null;
@@ -121,25 +126,29 @@ function durationMs(node: unknown, at: string): number {
   return Math.round(Number(match[1]) * 1000);
 }
 
-function route(node: unknown, at: string): RouteSpec {
+/** One route of a virtual host's `routes`; `at` is its path in the configuration, for messages. */
+export function parseRoute(node: unknown, at: string): RouteSpec {
   const r = fields(
     node,
     at,
     ["name", "match", "route", "request_headers_to_add", "typed_per_filter_config"],
     ["metadata", "decorator"],
   );
-  const match = fields(r.match, `${at}.match`, ["prefix", "path", "headers"]);
-  if ((match.prefix === undefined) === (match.path === undefined)) {
-    throw new GatewayConfigError(`${at}.match: exactly one of prefix and path`);
+  const match = fields(r.match, `${at}.match`, ["prefix", "path", "safe_regex", "headers"]);
+  if (["prefix", "path", "safe_regex"].filter((k) => match[k] !== undefined).length !== 1) {
+    throw new GatewayConfigError(`${at}.match: exactly one of prefix, path and safe_regex`);
   }
-  const headers = list(match.headers, `${at}.match.headers`).map((h, i) => {
+  const headers: HeaderMatch[] = list(match.headers, `${at}.match.headers`).map((h, i) => {
     const where = `${at}.match.headers[${i}]`;
     const header = fields(h, where, ["name", "string_match"]);
-    const sm = fields(header.string_match, `${where}.string_match`, ["exact"]);
-    return {
-      name: text(header.name, `${where}.name`).toLowerCase(),
-      exact: text(sm.exact, `${where}.string_match.exact`),
-    };
+    const name = text(header.name, `${where}.name`).toLowerCase();
+    const sm = fields(header.string_match, `${where}.string_match`, ["exact", "safe_regex"]);
+    if ((sm.exact === undefined) === (sm.safe_regex === undefined)) {
+      throw new GatewayConfigError(`${where}.string_match: exactly one of exact and safe_regex`);
+    }
+    return sm.exact !== undefined
+      ? { name, exact: text(sm.exact, `${where}.string_match.exact`) }
+      : { name, regex: safeRegex(sm.safe_regex, `${where}.string_match.safe_regex`) };
   });
   const action = fields(r.route, `${at}.route`, ["cluster", "timeout"]);
   const requestHeadersToAdd = list(r.request_headers_to_add, `${at}.request_headers_to_add`).map((h, i) => {
@@ -172,6 +181,7 @@ function route(node: unknown, at: string): RouteSpec {
     name: r.name === undefined ? "" : text(r.name, `${at}.name`),
     prefix: match.prefix === undefined ? undefined : text(match.prefix, `${at}.match.prefix`),
     path: match.path === undefined ? undefined : text(match.path, `${at}.match.path`),
+    regex: match.safe_regex === undefined ? undefined : safeRegex(match.safe_regex, `${at}.match.safe_regex`),
     headers,
     cluster: text(action.cluster, `${at}.route.cluster`),
     requestHeadersToAdd,
@@ -274,7 +284,7 @@ function listener(node: unknown, at: string, env: NodeJS.ProcessEnv): ListenerSp
         domains: list(vh.domains, `${where}.domains`).map((d, j) =>
           text(d, `${where}.domains[${j}]`).toLowerCase(),
         ),
-        routes: list(vh.routes, `${where}.routes`).map((r, j) => route(r, `${where}.routes[${j}]`)),
+        routes: list(vh.routes, `${where}.routes`).map((r, j) => parseRoute(r, `${where}.routes[${j}]`)),
       };
     },
   );

@@ -23,6 +23,7 @@ import {
   type UpstreamRequest,
 } from "../host/index.ts";
 import type { ClusterSpec, GatewayConfig, ListenerSpec, RouteSpec, WasmFilterSpec } from "./config.ts";
+import { matchRoute } from "./match.ts";
 
 export interface GatewayOptions {
   /** Cluster name → "host:port", replacing the cluster's endpoints (e.g. `upstream=127.0.0.1:8080`). */
@@ -60,31 +61,6 @@ function hostPort(value: string, what: string): { address: string; port: number 
     throw new Error(`${what}: expected host:port, not ${value}`);
   }
   return { address: value.slice(0, at), port };
-}
-
-// Envoy's route table: the first route whose path and header conditions hold. A prefix is matched
-// against the whole :path (query included), an exact path against the path without the query.
-export function matchRoute(
-  routes: RouteSpec[],
-  method: string,
-  path: string,
-  headers: IncomingMessage["headers"],
-): RouteSpec | null {
-  const bare = path.split("?", 1)[0];
-  for (const route of routes) {
-    if (route.prefix !== undefined && !path.startsWith(route.prefix)) continue;
-    if (route.path !== undefined && bare !== route.path) continue;
-    const headersHold = route.headers.every(({ name, exact }) => {
-      if (name === ":method") return method === exact;
-      if (name === ":path") return path === exact;
-      if (name === ":authority") return headers.host === exact;
-      if (name === ":scheme") return exact === "http"; // the gateway serves plain HTTP/1.1 only
-      const value = headers[name];
-      return (Array.isArray(value) ? value.join(",") : value) === exact;
-    });
-    if (headersHold) return route;
-  }
-  return null;
 }
 
 // Envoy's virtual host choice (route/v3 VirtualHost.domains): an exact domain, then the longest suffix

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import AdmZip from "adm-zip";
+import { parse } from "yaml";
 import { convertApigee } from "../../convert/apigee.ts";
 import { checkConfiguration } from "../../convert/check.ts";
 import { cli, gateway, readEntry, root, seedEntry } from "./support.ts";
@@ -124,7 +125,14 @@ describe("convert apigee: the sample proxy on the host (local policy)", () => {
     const { config, envoyRoutes } = sampleLocal();
     assert.deepEqual(
       envoyRoutes.map((r) => r.name),
-      ["default.create-order", "default.get-last-order", "default.cancel-order", "default"],
+      [
+        "default.create-order",
+        "default.get-last-order",
+        "default.cancel-order",
+        "default.region-note",
+        "default.save-note",
+        "default",
+      ],
     );
     const kinds = (name: string) => config.routes![name].map((op) => `${op.operation_type} ${op.kvm_name}`);
     assert.deepEqual(kinds("default.create-order"), [
@@ -181,7 +189,7 @@ describe("convert apigee: cluster policy (the default)", () => {
     assert.equal(r.status, 2, r.stderr);
     assert.match(
       r.stdout,
-      /^incomplete: 8 elements not converted \(unsupported above\); 8 operations on 4 routes; config check passed$/m,
+      /^incomplete: 8 elements not converted \(unsupported above\); 13 operations on 6 routes; config check passed$/m,
     );
     assert.deepEqual(
       JSON.parse(readFileSync(out, "utf8")),
@@ -193,6 +201,18 @@ describe("convert apigee: cluster policy (the default)", () => {
     const check = cli(["config", "check", fragment]);
     assert.equal(check.status, 0, check.stdout);
     assert.match(check.stdout, /orders-envoy\.yaml:\d+: ok\n$/);
+    const address = (c: {
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] };
+    }) => c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address;
+    const clusters = (parse(readFileSync(fragment, "utf8")) as { clusters: { name: string }[] }).clusters;
+    assert.deepEqual(
+      clusters.map((c) => [c.name, address(c as never)]),
+      [
+        ["upstream", { socket_address: { address: "orders.internal.example.com", port_value: 443 } }],
+        ["kvm_service", { socket_address: { address: "127.0.0.1", port_value: 8081 } }],
+      ],
+      "the TargetEndpoint's URL, and the KVM service at its default address",
+    );
   });
 
   it("--dry-run prints the report and writes nothing", async () => {
@@ -279,8 +299,8 @@ describe("convert apigee: every element without an equivalent is reported with f
       `${FILES}/policies/KVM-Legacy.xml:9: unsupported: <Get assignTo="private.legacy.secret">: private.legacy.secret: private (encrypted) variables have no equivalent until envoy-kvm encrypts values`,
       `${FILES}/policies/KVM-Legacy.xml:14: unsupported: <Put> with 2 <Value>s: envoy-kvm keeps exactly one value per key`,
       `${FILES}/policies/KVM-Legacy.xml:16: unsupported: <Parameter>greeting-{request.header.x-user}</Parameter>: a message template; envoy-kvm literals are taken as written`,
-      `${FILES}/proxies/default.xml:53: unsupported: flow default.legacy: condition not routable ("or" in a condition has no route-match equivalent); its KVM steps are not converted`,
-      `${FILES}/proxies/default.xml:59: unsupported: step KVM-Audit in the default PostFlow response: the filter runs operations on the request only; not converted`,
+      `${FILES}/proxies/default.xml:75: unsupported: flow default.legacy: condition not routable ("or" in a condition has no route-match equivalent); its KVM steps are not converted`,
+      `${FILES}/proxies/default.xml:81: unsupported: step KVM-Audit in the default PostFlow response: the filter runs operations on the request only; not converted`,
     ]);
   });
 

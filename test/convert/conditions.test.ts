@@ -52,5 +52,10 @@ describe("conditionToMatch", () => {
     assert.equal(reason('request.verb Matches "G*"'), "operator Matches has no route-match equivalent");
     assert.equal(reason('proxy.pathsuffix = "/a" and proxy.pathsuffix = "/b"'), "two path tests");
     assert.equal(reason("request.verb = GET"), '"request.verb = GET" is not <variable> <operator> "<value>"');
+    assert.equal(
+      reason('proxy.pathsuffix JavaRegex "/[0-9]++"'),
+      'JavaRegex "/[0-9]++" is not RE2 syntax (Envoy\'s only regex engine): error parsing regexp: invalid nested repetition operator: `++`',
+    );
+    assert.match(reason('proxy.pathsuffix ~~ "/(?!admin).*"'), /^JavaRegex .* is not RE2 syntax/);
   });
 });

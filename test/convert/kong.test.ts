@@ -67,11 +67,12 @@ describe("convert kong: the sample deck file on the host (local policy)", () => 
     assert.equal(settings.responseHeader("x-maintenance"), undefined);
   });
 
-  it("routes keep Kong's names and ranking: longer prefixes before shorter ones, methods as :method matches", () => {
+  it("routes keep Kong's names and ranking: regex paths, then longer prefixes before shorter ones, methods as :method matches", () => {
     const { envoyRoutes, config } = sample("local");
     assert.deepEqual(
       envoyRoutes.map((r) => [r.name, r.match.prefix, r.cluster]),
       [
+        ["tenant-plan-read-v2", undefined, "tenants"],
         ["settings-read", "/settings", "settings"],
         ["tenant-plan-put", "/tenants", "tenants"],
         ["tenant-plan-read", "/tenants", "tenants"],
@@ -102,7 +103,7 @@ describe("convert kong: as configured (cluster instances stay cluster)", () => {
     assert.equal(config.routes!["tenant-plan-put"][0].policy, "local");
   });
 
-  it("the CLI writes the configuration and an envoy.yaml fragment with the routes and the services' clusters; exit 2", () => {
+  it("the CLI writes the configuration and an envoy.yaml fragment with the routes, the services' clusters and kvm_service; exit 2", () => {
     const out = join(scratch, "kong.json");
     const fragment = join(scratch, "kong-envoy.yaml");
     const r = cli(["convert", "kong", SAMPLE, "-o", out, "--envoy", fragment]);
@@ -111,7 +112,8 @@ describe("convert kong: as configured (cluster instances stay cluster)", () => {
     const yaml = parse(readFileSync(fragment, "utf8"));
     assert.deepEqual(
       yaml.clusters.map((c: { name: string }) => c.name),
-      ["settings", "tenants", "status"],
+      ["settings", "tenants", "status", "kvm_service"],
+      "the services, and the KVM service the cluster instance calls",
     );
     assert.deepEqual(
       JSON.parse(yaml.http_filters[0].typed_config.config.configuration.value),
@@ -128,9 +130,48 @@ describe("convert kong: without -o", () => {
     assert.deepEqual(JSON.parse(r.stdout), sample("local").config);
     assert.match(
       r.stderr,
-      /^incomplete: 1 element not converted \(unsupported above\); 5 operations on 5 routes; config check passed$/m,
+      /^incomplete: 1 element not converted \(unsupported above\); 6 operations on 6 routes; config check passed$/m,
     );
     assert.doesNotMatch(r.stderr, /kvm_service/, "no cluster operation is left with --policy local");
+  });
+});
+
+describe("convert kong: config check before writing", () => {
+  it("a configuration the filter would refuse is not written: the check's lines, exit 1; --dry-run writes nothing either", async () => {
+    const { existsSync } = await import("node:fs");
+    const file = join(scratch, "bad-ttl.yaml");
+    writeFileSync(
+      file,
+      [
+        '_format_version: "3.0"',
+        "plugins:",
+        "  - name: key-value-map-operations",
+        "    config: { policy: local, kvm_name: m, operation_type: put, key_source_type: literal,",
+        "              key_source_name: k, value_source_type: literal, value_source_name: v, ttl: -5 }",
+        "routes:",
+        "  - { name: all, paths: [/] }",
+        "",
+      ].join("\n"),
+    );
+    const out = join(scratch, "bad.json");
+    const fragment = join(scratch, "bad-envoy.yaml");
+    const r = cli(["convert", "kong", file, "-o", out, "--envoy", fragment]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.ok(
+      lines.some((l) => l.startsWith("config check: ") && l.includes("ttl")),
+      r.stdout,
+    );
+    assert.equal(lines.at(-1), "the converted configuration failed config check: nothing written");
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(fragment), false);
+
+    const dry = cli(["convert", "kong", SAMPLE, "-o", out, "--envoy", fragment, "--dry-run"]);
+    assert.equal(dry.status, 2, "the exit status still says incomplete");
+    assert.doesNotMatch(dry.stdout, /^wrote /m);
+    assert.match(dry.stdout, /^examples\/kong\/kong\.yaml:109: unsupported: /m);
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(fragment), false);
   });
 });
 
@@ -140,8 +181,20 @@ describe("convert kong: every instance or field without an equivalent is reporte
       .report.format()
       .filter((l) => l.includes(": unsupported: "));
     assert.deepEqual(lines, [
-      `${SAMPLE}:92: unsupported: key-value-map-operations on consumer partner-app: consumer-scoped instances have no Envoy equivalent (no Kong consumers); not converted`,
+      `${SAMPLE}:109: unsupported: key-value-map-operations on consumer partner-app: consumer-scoped instances have no Envoy equivalent (no Kong consumers); not converted`,
     ]);
+  });
+
+  it("local maps: one note per map with kong.conf's lua_shared_dict size and what Envoy's shared data does differently", () => {
+    process.chdir(root);
+    const notes = convertKong(SAMPLE, { policy: null, kongConf: "examples/kong/kong.conf" })
+      .report.format()
+      .filter((l) => l.includes("lua_shared_dict"));
+    const differs =
+      "Envoy shared data (one store per vm_id) has no size cap and no eviction: memory grows with every distinct key";
+    const kong = (map: string) =>
+      `note: map ${map} is local: Kong keeps it in a lua_shared_dict of fixed size that evicts least-recently-used entries when full (examples/kong/kong.conf sets kong_kvm_local 5m (line 3)); ${differs}`;
+    assert.deepEqual(notes, [`${SAMPLE}:34: ${kong("tenant-plans")}`, `${SAMPLE}:98: ${kong("site-flags")}`]);
   });
 
   it("unknown config fields, instance fields, consumer plugins, routing fields; disabled and unused instances are notes", () => {
@@ -195,7 +248,7 @@ describe("convert kong: every instance or field without an equivalent is reporte
 });
 
 describe("convert kong: route matching", () => {
-  it("regex paths, several methods, hosts with wildcards and headers become matches; regex paths rank first", () => {
+  it("regex paths, several methods, hosts with wildcards and headers become matches, ranked as Kong's router ranks them", () => {
     const file = join(scratch, "routing.yaml");
     const config = "{ kvm_name: m, operation_type: delete, key_source_type: literal, key_source_name: k }";
     writeFileSync(
@@ -211,13 +264,24 @@ describe("convert kong: route matching", () => {
         "      - { name: short, paths: [/a] }",
         "      - { name: long, paths: [/a/b], methods: [GET, HEAD], hosts: ['*.example.com'], headers: { x-version: [v1, v2] } }",
         "      - { name: re, paths: ['~/a/[0-9]+$'] }",
+        "      - { name: users, paths: ['~/users/(?<id>[0-9]+)'], headers: { x-client: ['~*^mobile-'] } }",
+        "      - name: lookahead",
+        "        paths:",
+        "          - /ok",
+        "          - ~/(?!admin)[a-z]+/",
         "",
       ].join("\n"),
     );
-    const { envoyRoutes } = convertKong(file, { policy: null });
+    const { envoyRoutes, report } = convertKong(file, { policy: null });
     assert.deepEqual(
       envoyRoutes.map((r) => r.name),
-      ["re", "long", "short"],
+      ["long", "users", "re", "lookahead", "short"],
+    );
+    assert.deepEqual(
+      report.format().filter((l) => l.includes("unsupported")),
+      [
+        `${file}:15: unsupported: route lookahead: regex path ~/(?!admin)[a-z]+/ is not RE2 syntax (Envoy's only regex engine): error parsing regexp: invalid or unsupported Perl syntax: \`(?!\`; not converted`,
+      ],
     );
     const take = (method: string, path: string, headers: [string, string][] = []) =>
       routeFor(envoyRoutes, method, path, headers);
@@ -251,6 +315,16 @@ describe("convert kong: route matching", () => {
       "short",
     );
     assert.equal(take("GET", "/b"), undefined);
+    // Kong anchors regex paths at the start only; header values compare without case, `~*` is a regex search.
+    assert.equal(take("GET", "/users/7/orders", [["x-client", "Mobile-iOS"]]), "users");
+    assert.equal(take("GET", "/users/7", [["x-client", "web"]]), undefined);
+    assert.equal(
+      take("GET", "/a/b", [
+        [":authority", "API.eu.Example.com"],
+        ["x-version", "V1"],
+      ]),
+      "long",
+    );
   });
 });
 

@@ -1,41 +1,28 @@
 // Helpers of the converter tests: pick the Envoy route a request takes from the converted routes (as Envoy's
 // first-match route table would), run it through the filter, and read or seed map entries on the same store.
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { ManualClock, Plugin } from "../../host/index.ts";
 import type { EnvoyRoute } from "../../convert/model.ts";
+import { parseRoute } from "../../gateway/config.ts";
+import { matchRoute } from "../../gateway/match.ts";
 import { send, startKvm, type Pairs } from "../filter/support.ts";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 
-/** The first route whose match (prefix, path, safe_regex, exact or regex header matches) takes the request. */
+/** The route the local gateway's route table (gateway/match.ts, RE2 regexes) gives the request. */
 export function routeFor(
   routes: EnvoyRoute[],
   method: string,
   path: string,
   headers: Pairs = [],
 ): string | undefined {
-  const pathOnly = path.split("?")[0];
-  const all: Pairs = [[":method", method], ...headers];
-  for (const { name, match } of routes) {
-    const m = match as {
-      prefix?: string;
-      path?: string;
-      safe_regex?: { regex: string };
-      headers?: { name: string; string_match: { exact?: string; safe_regex?: { regex: string } } }[];
-    };
-    if (m.prefix !== undefined && !pathOnly.startsWith(m.prefix)) continue;
-    if (m.path !== undefined && pathOnly !== m.path) continue;
-    if (m.safe_regex !== undefined && !new RegExp(`^(?:${m.safe_regex.regex})$`).test(pathOnly)) continue;
-    const headersMatch = (m.headers ?? []).every((h) => {
-      const value = all.find(([k]) => k === h.name)?.[1];
-      if (value === undefined) return false;
-      if (h.string_match.exact !== undefined) return value === h.string_match.exact;
-      return new RegExp(`^(?:${h.string_match.safe_regex!.regex})$`).test(value);
-    });
-    if (headersMatch) return name;
-  }
-  return undefined;
+  const table = routes.map((r, i) =>
+    parseRoute({ name: r.name, match: r.match, route: { cluster: "upstream" } }, `routes[${i}]`),
+  );
+  // HTTP/1 carries :authority as Host.
+  const byName = Object.fromEntries(headers.map(([k, v]) => [k === ":authority" ? "host" : k, v]));
+  return matchRoute(table, method, path, byName)?.name;
 }
 
 /** A gateway over the converted configuration: route selection, then the filter on the host. */
@@ -94,4 +81,14 @@ export function cli(args: string[]): { status: number; stdout: string; stderr: s
     encoding: "utf8",
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the envoy-kvm binary without blocking this process (for commands that call a service running here). */
+export function cliAsync(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [`${root}bin/envoy-kvm.js`, ...args], { cwd: root }, (err, stdout, stderr) => {
+      const status = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
+      resolve({ status, stdout, stderr });
+    });
+  });
 }

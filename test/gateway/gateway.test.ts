@@ -9,7 +9,8 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
-import { matchRoute, startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
+import { matchRoute } from "../../gateway/match.ts";
+import { startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FILES = { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` };
