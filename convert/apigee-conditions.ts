@@ -18,8 +18,9 @@ function tokenize(condition: string): Token[] | string {
     const m = re.exec(condition);
     if (m === null) return `cannot read the condition at "${condition.slice(at).trim()}"`;
     at = re.lastIndex;
+    // Only \" is an escape: any other backslash is kept, so a JavaRegex "\d+" stays \d+.
     if (m[1] !== undefined) tokens.push({ kind: "paren", text: m[1] });
-    else if (m[2] !== undefined) tokens.push({ kind: "string", text: m[2].replace(/\\(.)/g, "$1") });
+    else if (m[2] !== undefined) tokens.push({ kind: "string", text: m[2].replace(/\\"/g, '"') });
     else if (m[3] !== undefined) tokens.push({ kind: "op", text: m[3] });
     else tokens.push({ kind: "word", text: m[4] });
   }

@@ -34,6 +34,10 @@ describe("conditionToMatch", () => {
     });
     assert.equal(matches('proxy.pathsuffix JavaRegex "/[0-9]+"', "/v1", "GET", "/v1/42"), true);
     assert.equal(matches('proxy.pathsuffix ~~ "/[0-9]+"', "/v1", "GET", "/v1/42x"), false);
+    // A backslash escape in the pattern keeps its regex meaning (it was once dropped: \d became d).
+    assert.equal(matches('proxy.pathsuffix JavaRegex "/\\d+"', "/v1", "GET", "/v1/42"), true);
+    assert.equal(matches('proxy.pathsuffix JavaRegex "/\\d+"', "/v1", "GET", "/v1/ddd"), false);
+    assert.equal(matches('proxy.pathsuffix = "/say \\"hi\\""', "/v1", "GET", '/v1/say "hi"'), true);
     assert.deepEqual(conditionToMatch('request.verb == "PUT"', "/"), {
       prefix: "/",
       headers: [{ name: ":method", string_match: { exact: "PUT" } }],
