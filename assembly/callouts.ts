@@ -1,7 +1,7 @@
 // The callouts one root context has out, and the streams waiting on each (docs/filter.md, "The
 // cluster cache"). Concurrent gets of the same map and key share one callout: the first dispatches
 // it, later ones join, and its answer resumes every stream still waiting, in arrival order. The
-// table holds stream context ids, never contexts (sdk_fixes.ts: a context must not be kept alive).
+// table holds stream context ids, never contexts (a context must not outlive its stream: stream_exports.ts).
 // Tables are per root context, so per worker: each worker is its own VM (docs/envoy-behaviour.md §4).
 
 export class Callout {

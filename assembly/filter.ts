@@ -29,14 +29,13 @@ import {
   setEffectiveContext,
 } from "./hostcalls/calls";
 import { decodeUtf8 } from "./utf8";
-import { releaseLeakedContextReferences } from "./sdk_fixes";
-import { getContext } from "@solo-io/proxy-runtime/runtime";
+import { streamPointer } from "./streams";
 
 export class KvmRootContext extends RootContext {
   config: PluginConfig | null = null;
   serviceToken: string = "";
   // Callouts out and the requests waiting on each, by stream context id. Ids, not the contexts:
-  // the table must not keep a context alive (sdk_fixes.ts), and under AssemblyScript 0.17 a Map
+  // the table must not keep a context alive (stream_exports.ts), and under AssemblyScript 0.17 a Map
   // holding KvmHttpContext values leaks a block per request even while empty (the rtrace test
   // sees it). A stream leaves the table in its onDelete, so an answer skips a finished stream.
   callouts: Callouts = new Callouts();
@@ -73,10 +72,9 @@ export class KvmRootContext extends RootContext {
     const answer = readAnswer(headers, bodySize);
     for (let i = 0; i < waiting.length; i++) {
       const contextId = waiting[i];
-      if (setEffectiveContext(contextId) != WasmResult.Ok) continue;
-      // Present: a stream is still in the SDK's context map (it leaves the table before that).
-      const ctx = getContext(contextId) as KvmHttpContext;
-      ctx.onCalloutAnswer(answer);
+      const stream = streamPointer(contextId);
+      if (stream == 0 || setEffectiveContext(contextId) != WasmResult.Ok) continue;
+      changetype<KvmHttpContext>(stream).onCalloutAnswer(answer);
     }
   }
 }
@@ -204,7 +202,6 @@ export class KvmHttpContext extends Context {
       this.pending = null;
     }
     this.state.releaseBody();
-    releaseLeakedContextReferences(changetype<usize>(this));
   }
 
   // In the root context's proxy_on_http_call_response, with this stream as effective context.
