@@ -4,7 +4,13 @@
 // truly concurrent: every request is paused before any answer is delivered.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { FilterHeadersStatus, LogLevel, type ClusterAnswer, type Worker } from "../../host/index.ts";
+import {
+  FilterHeadersStatus,
+  LogLevel,
+  ManualClock,
+  type ClusterAnswer,
+  type Worker,
+} from "../../host/index.ts";
 import { headerOf, startKvm } from "./support.ts";
 import { recordReliability } from "../reliability/record.ts";
 
@@ -194,5 +200,29 @@ describe("concurrent gets of one key share one callout", () => {
     assert.equal(w.pendingCallouts().length, 0);
     assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.get.cache_miss.flags"), 3);
     assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.get.cache_hit.flags"), 1);
+  });
+
+  it("revalidations of one stale entry share the callout, and a 304 serves every waiter the cached value", async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const plugin = await startKvm({ ...get, cache_ttl: 1 }, { clusters: silentCluster, clock });
+    const w = plugin.worker();
+    startGet(w, "k");
+    w.callOnHttpCallResponse(w.pendingCallouts()[0], {
+      headers: [
+        [":status", "200"],
+        ["etag", '"7"'],
+      ],
+      body: "kept",
+    });
+    clock.advance(2000);
+    const ids = [startGet(w, "k"), startGet(w, "k")];
+    const callouts = w.getCalloutAttributes();
+    assert.deepEqual(
+      callouts.map((c) => headerOf(c.headers, "if-none-match")),
+      ['"7"'],
+    );
+    w.callOnHttpCallResponse(callouts[0].token, { headers: [[":status", "304"]] });
+    for (const id of ids) assert.equal(headerOf(w.getCurrentRequestHeaders(id), "x-out"), "kept");
+    assert.equal(plugin.getCounterMetric("envoy_kvm.cluster.get.cache_revalidated.flags"), 2);
   });
 });
