@@ -9,10 +9,12 @@ import { RequestState } from "./request";
 import { composeKey, deliverGet, OperationOutcome, readPutValue } from "./operations";
 import { answerError, CalloutAnswer, dispatchCallout, dispatchError } from "./cluster_client";
 import { CachedEntry, dropCache, freshUntil, readCache, writeCache } from "./cluster_cache";
+import { Callouts, sharedGetKey } from "./callouts";
 import {
   CACHE_HIT,
   CACHE_MISS,
   CACHE_REVALIDATED,
+  CALLOUT_SHARED,
   calloutOutcomeName,
   countEvent,
   RESULT_OK,
@@ -31,6 +33,7 @@ export class PendingOperation {
     public key: ArrayBuffer,
     public cached: CachedEntry | null,
     public startedMs: u64,
+    public joined: bool, // waits on another request's get: that one counts the callout's outcome
   ) {}
 }
 
@@ -49,12 +52,15 @@ function failedStart(error: OpError): ClusterStart {
   return finished(new OperationOutcome("", error));
 }
 
+// `callouts` is the root context's table; `contextId` the stream that waits if a callout is out.
 export function startClusterOperation(
   op: Operation,
   state: RequestState,
   service: KvmService,
   token: string,
   nowMs: u64,
+  callouts: Callouts,
+  contextId: u32,
 ): ClusterStart {
   const keyResult = composeKey(op, state);
   const keyError = keyResult.error;
@@ -80,6 +86,20 @@ export function startClusterOperation(
     value = valueResult.value;
   }
 
+  // A get joins the same get already out; a put or delete stops later gets from joining one
+  // dispatched before it (their answer could predate the write).
+  const getKey = sharedGetKey(op.kvmName, key);
+  if (op.operationType == OperationType.Get) {
+    const shared = callouts.sharedGet(getKey, revalidate);
+    if (shared != 0) {
+      countEvent(op, CALLOUT_SHARED);
+      callouts.join(shared, contextId);
+      return new ClusterStart(null, new PendingOperation(shared, key, cached, nowMs, true));
+    }
+  } else {
+    callouts.forgetGet(getKey);
+  }
+
   const dispatch = dispatchCallout(service, token, op, key, value, revalidate);
   if (dispatch.result != WasmResult.Ok) {
     countEvent(op, calloutOutcomeName(0, true));
@@ -93,7 +113,10 @@ export function startClusterOperation(
     }
     return failedStart(error);
   }
-  return new ClusterStart(null, new PendingOperation(dispatch.token, key, cached, nowMs));
+  let sharedKey = "";
+  if (op.operationType == OperationType.Get) sharedKey = getKey;
+  callouts.dispatched(dispatch.token, sharedKey, revalidate, contextId);
+  return new ClusterStart(null, new PendingOperation(dispatch.token, key, cached, nowMs, false));
 }
 
 export function finishClusterOperation(
@@ -104,7 +127,7 @@ export function finishClusterOperation(
   answer: CalloutAnswer,
   nowMs: u64,
 ): OperationOutcome {
-  countEvent(op, calloutOutcomeName(answer.status, false));
+  if (!pending.joined) countEvent(op, calloutOutcomeName(answer.status, false));
   const status = answer.status;
   const key = pending.key;
   if (op.operationType == OperationType.Get) {

@@ -12,7 +12,8 @@ import { parseConfig } from "./config";
 import { OpError } from "./errors";
 import { needsBody, OperationOutcome, runLocalOperation } from "./operations";
 import { finishClusterOperation, PendingOperation, startClusterOperation } from "./cluster_operations";
-import { readAnswer } from "./cluster_client";
+import { CalloutAnswer, readAnswer } from "./cluster_client";
+import { Callouts } from "./callouts";
 import { countResult, operationName, recordCalloutLatency, RESULT_ERROR } from "./metrics";
 import { RequestState } from "./request";
 import { jsonQuote } from "./json";
@@ -28,18 +29,16 @@ import {
   setEffectiveContext,
 } from "./hostcalls/calls";
 import { decodeUtf8 } from "./utf8";
-import { releaseLeakedContextReferences } from "./sdk_fixes";
-import { getContext } from "@solo-io/proxy-runtime/runtime";
+import { streamPointer } from "./streams";
 
 export class KvmRootContext extends RootContext {
   config: PluginConfig | null = null;
   serviceToken: string = "";
-  // Requests waiting for a callout's answer: callout token → stream context id. Ids, not the
-  // contexts: the map must not keep a context alive (sdk_fixes.ts), and under AssemblyScript 0.17 a
-  // Map holding KvmHttpContext values leaks a block per request even while empty (the rtrace test
-  // sees it). A stream leaves this map in its onDelete, so an answer for a finished stream finds
-  // nothing.
-  pending: Map<u32, u32> = new Map();
+  // Callouts out and the requests waiting on each, by stream context id. Ids, not the contexts:
+  // the table must not keep a context alive (stream_exports.ts), and under AssemblyScript 0.17 a Map
+  // holding KvmHttpContext values leaks a block per request even while empty (the rtrace test
+  // sees it). A stream leaves the table in its onDelete, so an answer skips a finished stream.
+  callouts: Callouts = new Callouts();
 
   // Replaces the SDK 0.1.8 onConfigure, which passes the size where the size pointer belongs
   // (docs/envoy-behaviour.md §10). A rejected configuration makes Envoy refuse the filter: one
@@ -64,16 +63,19 @@ export class KvmRootContext extends RootContext {
     return new KvmHttpContext(contextId, this);
   }
 
-  // proxy_on_http_call_response comes to the root context (docs/envoy-behaviour.md §4); the
-  // request it belongs to becomes the effective context before anything touches it.
+  // proxy_on_http_call_response comes to the root context (docs/envoy-behaviour.md §4). The
+  // answer is read once, while the root context is current (it is the one holding the answer),
+  // then each waiting request becomes the effective context before anything touches it.
   onHttpCallResponse(token: u32, headers: u32, bodySize: u32, _trailers: u32): void {
-    if (!this.pending.has(token)) return;
-    const contextId = this.pending.get(token);
-    this.pending.delete(token);
-    if (setEffectiveContext(contextId) != WasmResult.Ok) return;
-    // Present: the stream is still in the SDK's context map (it leaves `pending` before it leaves that).
-    const ctx = getContext(contextId) as KvmHttpContext;
-    ctx.onCalloutAnswer(headers, bodySize);
+    const waiting = this.callouts.answered(token);
+    if (waiting === null || waiting.length == 0) return;
+    const answer = readAnswer(headers, bodySize);
+    for (let i = 0; i < waiting.length; i++) {
+      const contextId = waiting[i];
+      const stream = streamPointer(contextId);
+      if (stream == 0 || setEffectiveContext(contextId) != WasmResult.Ok) continue;
+      changetype<KvmHttpContext>(stream).onCalloutAnswer(answer);
+    }
   }
 }
 
@@ -196,15 +198,14 @@ export class KvmHttpContext extends Context {
     // and its answer must find nothing (docs/envoy-behaviour.md §4: the callback still comes).
     const pending = this.pending;
     if (pending !== null) {
-      this.kvmRoot.pending.delete(pending.token);
+      this.kvmRoot.callouts.leave(pending.token, this.context_id);
       this.pending = null;
     }
     this.state.releaseBody();
-    releaseLeakedContextReferences(changetype<usize>(this));
   }
 
   // In the root context's proxy_on_http_call_response, with this stream as effective context.
-  onCalloutAnswer(headerCount: u32, bodySize: u32): void {
+  onCalloutAnswer(answer: CalloutAnswer): void {
     const pending = this.pending;
     const config = this.kvmRoot.config;
     if (pending === null || config === null) return;
@@ -214,14 +215,7 @@ export class KvmHttpContext extends Context {
     let elapsed: u64 = 0;
     if (now > pending.startedMs) elapsed = now - pending.startedMs;
     recordCalloutLatency(op, elapsed);
-    const outcome = finishClusterOperation(
-      op,
-      this.state,
-      config.kvmService!,
-      pending,
-      readAnswer(headerCount, bodySize),
-      now,
-    );
+    const outcome = finishClusterOperation(op, this.state, config.kvmService!, pending, answer, now);
     if (!this.settle(op, outcome)) {
       this.state.releaseBody();
       return;
@@ -290,12 +284,13 @@ export class KvmHttpContext extends Context {
       config.kvmService!,
       this.kvmRoot.serviceToken,
       nowMs(),
+      this.kvmRoot.callouts,
+      this.context_id,
     );
     const pending = started.pending;
     if (pending !== null) {
       this.next = index;
       this.pending = pending;
-      this.kvmRoot.pending.set(pending.token, this.context_id);
       return Run.Paused;
     }
     if (this.settle(op, started.outcome!)) return Run.Done;

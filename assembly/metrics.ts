@@ -48,10 +48,12 @@ export function countResult(op: Operation, result: string): void {
 // The cluster policy's own counters, same name shape (the "result" part names the event):
 //   cache_hit / cache_miss / cache_revalidated  (gets with cache_ttl)
 //   callout_2xx … callout_5xx, callout_timeout (504), callout_reset (no headers), callout_refused (dispatch)
+//   callout_shared (a get that waited on the same get's callout instead of making its own)
 // and the callout latency histogram envoy_kvm.cluster.<operation>.callout_ms.<kvm_name>.
 export const CACHE_HIT = "cache_hit";
 export const CACHE_MISS = "cache_miss";
 export const CACHE_REVALIDATED = "cache_revalidated";
+export const CALLOUT_SHARED = "callout_shared";
 
 export function calloutOutcomeName(status: u32, refused: bool): string {
   if (refused) return "callout_refused";

@@ -527,18 +527,19 @@ describe("failure paths: each answers 503 naming the map and operation, or conti
 
 describe("streams that end while their callout is out", () => {
   it("the client disconnects: the answer arrives later, touches nothing, and the worker keeps serving", async () => {
-    await inject("PUT", "e2e", "gone", "v");
+    for (let i = 0; i < 20; i++) await inject("PUT", "e2e", `gone-${i}`, "v");
     const plugin = await startKvm(
       kvm({
         operation_type: "get",
-        key_source_type: "literal",
-        key_source_name: "gone",
+        key_source_type: "header",
+        key_source_name: "x-k",
         output_destination_type: "header",
         output_destination_name: "x-out",
       }),
       withService(),
     );
     const w = plugin.worker();
+    // A key each: concurrent gets of one key would share a callout (test/filter/coalescing.test.ts).
     for (let i = 0; i < 20; i++) {
       const id = w.initializeHttpContext();
       w.callOnRequestHeaders(
@@ -547,6 +548,7 @@ describe("streams that end while their callout is out", () => {
           [":method", "GET"],
           [":path", "/"],
           [":authority", "a"],
+          ["x-k", `gone-${i}`],
         ],
         true,
       );
@@ -556,7 +558,7 @@ describe("streams that end while their callout is out", () => {
     await w.flushCallouts();
     assert.deepEqual(w.pendingCallouts(), []);
     assert.equal(w.failed, false);
-    const res = await send(w, { path: "/" });
+    const res = await send(w, { path: "/", headers: [["x-k", "gone-0"]] });
     assert.equal(res.upstreamHeader("x-out"), "v");
   });
 });
