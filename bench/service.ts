@@ -11,9 +11,10 @@
 // floor, service, raw; …), so a burst of other work on the machine or a checkpoint does not land on one side
 // only. Rates are over all rounds; p50 is the median of the rounds', p99 the worst round's. Before each
 // measured PUT load a CHECKPOINT, so every write load starts with the same full-page-write debt.
-// The service's and the floor's event-loop delay (monitorEventLoopDelay, bench/lib/loop-delay.ts) and the
-// service's garbage-collection time are read over each measured load; "idle" is the delay of this (waiting)
-// process in the same seconds: what the machine's scheduler alone adds.
+// The service's and the floor's event-loop delay (monitorEventLoopDelay, bench/lib/loop-delay.ts), their CPU time
+// per request (steadier than rates on a busy machine) and the service's garbage-collection time are read over
+// each measured load; "idle" is the delay of this (waiting) process in the same seconds: what the machine's
+// scheduler alone adds.
 //
 //   node --import tsx bench/service.ts [--seconds 10] [--warmup 5] [--rounds 2] [--connections 32]
 //     [--scenarios get-zipf,get-uniform,put] [--profile <dir>] [--service-only] [--env K=V,…]
@@ -28,6 +29,7 @@ import { createTestDatabase } from "../test/service/helpers.ts";
 import { migrateUp } from "../service/migrate.ts";
 import { BENCH_KVM, VALUE_BYTES } from "./lib/keys.ts";
 import {
+  cpuSecondsFromMetrics,
   gcSecondsFromMetrics,
   loopDelayFromMetrics,
   loopDelayMonitor,
@@ -108,8 +110,8 @@ async function checkpoint(url: string): Promise<void> {
 
 interface Server {
   base: string;
-  /** Event-loop delay since the previous call (and, for the service, GC seconds since start). */
-  loop(): Promise<{ delay: LoopDelay; gcSeconds: number }>;
+  /** Event-loop delay since the previous call; CPU and (the service's) GC seconds since start. */
+  loop(): Promise<{ delay: LoopDelay; cpuSeconds: number; gcSeconds: number }>;
   stop(): Promise<void>;
 }
 
@@ -163,7 +165,11 @@ async function startService(databaseUrl: string): Promise<Service> {
     base,
     loop: async () => {
       const text = await metrics();
-      return { delay: loopDelayFromMetrics(text), gcSeconds: gcSecondsFromMetrics(text) };
+      return {
+        delay: loopDelayFromMetrics(text),
+        cpuSeconds: cpuSecondsFromMetrics(text),
+        gcSeconds: gcSecondsFromMetrics(text),
+      };
     },
     cacheHits: async () => {
       const text = await metrics();
@@ -193,7 +199,7 @@ async function startFloor(): Promise<Server> {
   return {
     base,
     loop: async () => ({
-      delay: (await (await fetch(`${base}/loop-delay`)).json()) as LoopDelay,
+      ...((await (await fetch(`${base}/loop-delay`)).json()) as { delay: LoopDelay; cpuSeconds: number }),
       gcSeconds: 0,
     }),
     stop: async () => {
@@ -257,6 +263,7 @@ function combine(rounds: Figures[]): Figures {
 const fmt = (f: Figures) =>
   `${f.rate.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(2)} ms  p99 ${f.p99.toFixed(2)} ms` +
   (f.errors + (f.non2xx ?? 0) > 0 ? `  errors ${f.errors + (f.non2xx ?? 0)}` : "");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const fmtDelay = (d: LoopDelay) => `p99 ${d.p99.toFixed(1)} ms, max ${d.max.toFixed(1)} ms`;
 const worst = (ds: LoopDelay[]): LoopDelay => ({
   p50: Math.max(...ds.map((d) => d.p50)),
@@ -264,7 +271,7 @@ const worst = (ds: LoopDelay[]): LoopDelay => ({
   max: Math.max(...ds.map((d) => d.max)),
 });
 
-/** One measured HTTP load against `server`, with its event-loop delay and GC time over the same seconds. */
+/** One measured HTTP load against `server`, with its event-loop delay, CPU and GC time over the same seconds. */
 async function httpRound(server: Server, sc: Scenario, idle: { takeMs(): LoopDelay }) {
   const before = await server.loop();
   idle.takeMs();
@@ -283,6 +290,7 @@ async function httpRound(server: Server, sc: Scenario, idle: { takeMs(): LoopDel
     delay: after.delay,
     idleDelay,
     gcMsPerS: (1000 * (after.gcSeconds - before.gcSeconds)) / SECONDS,
+    cpuUsPerRequest: (1e6 * (after.cpuSeconds - before.cpuSeconds)) / (figures.rate * SECONDS),
   };
 }
 
@@ -319,6 +327,8 @@ try {
     const http: Figures[] = [];
     const serviceDelay: LoopDelay[] = [];
     const gc: number[] = [];
+    const cpu: number[] = [];
+    const floorCpu: number[] = [];
     const idleDelay: LoopDelay[] = [];
     const floorFigures: Figures[] = [];
     const floorDelay: LoopDelay[] = [];
@@ -348,12 +358,14 @@ try {
           serviceDelay.push(r.delay);
           idleDelay.push(r.idleDelay);
           gc.push(r.gcMsPerS);
+          cpu.push(r.cpuUsPerRequest);
         },
         async () => {
           if (floor === null) return;
           const r = await httpRound(floor, { ...sc, http: "GET" }, idle);
           floorFigures.push(r.figures);
           floorDelay.push(r.delay);
+          floorCpu.push(r.cpuUsPerRequest);
         },
       ];
       for (let round = 0; round < ROUNDS; round++) {
@@ -372,13 +384,16 @@ try {
     const httpFigures = combine(http);
     console.log(`  service ${sc.http.padEnd(25)} ${fmt(httpFigures)}${hits}`);
     console.log(
-      `    service event-loop delay ${fmtDelay(worst(serviceDelay))}; GC ${Math.max(...gc).toFixed(1)} ms/s; ` +
+      `    service CPU ${median(cpu).toFixed(0)} µs/request; event-loop delay ${fmtDelay(worst(serviceDelay))}; ` +
+        `GC ${Math.max(...gc).toFixed(1)} ms/s; ` +
         `idle process on this machine meanwhile: ${fmtDelay(worst(idleDelay))}`,
     );
     const floorAll = floorFigures.length > 0 ? combine(floorFigures) : null;
     if (floorAll !== null) {
       console.log(`  floor: Fastify constant route  ${fmt(floorAll)}`);
-      console.log(`    floor event-loop delay ${fmtDelay(worst(floorDelay))}`);
+      console.log(
+        `    floor CPU ${median(floorCpu).toFixed(0)} µs/request; event-loop delay ${fmtDelay(worst(floorDelay))}`,
+      );
     }
     if (rawFigures !== null) {
       const ratio = httpFigures.rate / rawFigures.rate;

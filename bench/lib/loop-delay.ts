@@ -45,3 +45,8 @@ export function gcSecondsFromMetrics(text: string): number {
   for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
   return sum;
 }
+
+/** CPU seconds (user + system) the service has used since start, from prom-client's process_cpu_seconds_total. */
+export function cpuSecondsFromMetrics(text: string): number {
+  return Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1] ?? NaN);
+}
