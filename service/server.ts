@@ -21,11 +21,7 @@ export interface RunningService {
 export async function startService(env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
   const config = loadConfig(env);
   assertAuthConfigured(config);
-  // Log lines leave in batches of at least 4 KiB, at the latest 1 s after they were logged: one write per
-  // ~15 access-log lines instead of one per line (BENCHMARKS.md "Profile"). pino flushes the rest synchronously
-  // when the process exits; a SIGKILL loses at most the last second.
-  const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 });
-  const log = pino({ level: config.logLevel }, logStream);
+  const log = pino({ level: config.logLevel });
   let embedded: EmbeddedDatabase | null = null;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === null) {
@@ -70,7 +66,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
     throw err;
   }
 
-  const app = await buildApp({ config, pool, logger: { stream: logStream } });
+  const app = await buildApp({ config, pool });
   const warning = insecureWarning(config);
   if (warning !== null) app.log.warn(warning);
   // How values are stored, every start (key ids only, never a key).
@@ -85,7 +81,6 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
       await app.close();
       await pool.end();
       await embedded?.stop();
-      logStream.flush();
     })();
     return stopping;
   };
@@ -95,7 +90,6 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
       { url, database: embedded === null ? "DATABASE_URL" : `embedded (${embedded.dataDir})` },
       `envoy-kvm service listening on ${url}`,
     );
-    logStream.flush();
     return { app, config, url, databaseUrl, embedded, stop };
   } catch (err) {
     await stop();
