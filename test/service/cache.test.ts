@@ -55,6 +55,14 @@ const read = async (t: TestApp, url: string) => {
   return res.statusCode === 200 ? res.body : `(${res.statusCode})`;
 };
 
+/** Reads `url` on replica `t` twice: both answer `expected`, the second from its cache. */
+async function answersFromCache(t: TestApp, url: string, expected: string, why: string): Promise<void> {
+  assert.equal(await read(t, url), expected);
+  const hits = t.app.kvmCache.stats.hit;
+  assert.equal(await read(t, url), expected);
+  assert.equal(t.app.kvmCache.stats.hit, hits + 1, why);
+}
+
 /**
  * Reads `url` on replica `t` until it answers `expected`, for at most 3 × BOUND_MS; fails when a different
  * answer comes later than BOUND_MS after `writtenAt` (the moment the write was acknowledged). Returns how long
@@ -81,10 +89,7 @@ describe("two replicas on one database", () => {
     await put(a, url, "v0");
     // B reads the write's own change-log row after the PUT's answer; once it has, B's fill stays.
     await b.app.kvmCache.sync();
-    assert.equal(await read(b, url), "v0");
-    const hits = b.app.kvmCache.stats.hit;
-    assert.equal(await read(b, url), "v0");
-    assert.equal(b.app.kvmCache.stats.hit, hits + 1, "the second read is a cache hit");
+    await answersFromCache(b, url, "v0", "the second read is a cache hit");
 
     for (let i = 1; i <= 20; i++) {
       // Both replicas hold the old value when it changes.
@@ -265,10 +270,7 @@ describe("the staleness bound under concurrent writes and a lost change feed", (
       const url = entryUrl("silent-feed", "k");
       await put(a, url, "old");
       await c.app.kvmCache.sync();
-      assert.equal(await read(c, url), "old");
-      const hits = c.app.kvmCache.stats.hit;
-      assert.equal(await read(c, url), "old");
-      assert.equal(c.app.kvmCache.stats.hit, hits + 1, "cached before the feed goes silent");
+      await answersFromCache(c, url, "old", "cached before the feed goes silent");
 
       proxy.silence();
       assert.equal((await put(a, url, "new")).statusCode, 200);
