@@ -1,7 +1,7 @@
 // The data plane's read cache (service/cache.ts) across replicas: two apps on one database. A replica never
 // answers with a value older than KVM_CACHE_MAX_STALENESS_MS after a write committed through the other one (or
-// through plain SQL), also when the connection it reads the change log on is killed; entries never outlive their expiry; the
-// cache stays within its byte bound.
+// through plain SQL), also while writes and reads race, when the connection it reads the change log on is killed,
+// and when that connection goes silent; entries never outlive their expiry; the cache stays within its byte bound.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
@@ -13,6 +13,8 @@ import {
   type TestApp,
   type TestDatabase,
 } from "./helpers.ts";
+import { TcpProxy } from "./tcp-proxy.ts";
+import { recordReliability } from "../reliability/record.ts";
 
 const BOUND_MS = 400;
 
@@ -53,6 +55,14 @@ const read = async (t: TestApp, url: string) => {
   return res.statusCode === 200 ? res.body : `(${res.statusCode})`;
 };
 
+/** Reads `url` on replica `t` twice: both answer `expected`, the second from its cache. */
+async function answersFromCache(t: TestApp, url: string, expected: string, why: string): Promise<void> {
+  assert.equal(await read(t, url), expected);
+  const hits = t.app.kvmCache.stats.hit;
+  assert.equal(await read(t, url), expected);
+  assert.equal(t.app.kvmCache.stats.hit, hits + 1, why);
+}
+
 /**
  * Reads `url` on replica `t` until it answers `expected`, for at most 3 × BOUND_MS; fails when a different
  * answer comes later than BOUND_MS after `writtenAt` (the moment the write was acknowledged). Returns how long
@@ -79,10 +89,7 @@ describe("two replicas on one database", () => {
     await put(a, url, "v0");
     // B reads the write's own change-log row after the PUT's answer; once it has, B's fill stays.
     await b.app.kvmCache.sync();
-    assert.equal(await read(b, url), "v0");
-    const hits = b.app.kvmCache.stats.hit;
-    assert.equal(await read(b, url), "v0");
-    assert.equal(b.app.kvmCache.stats.hit, hits + 1, "the second read is a cache hit");
+    await answersFromCache(b, url, "v0", "the second read is a cache hit");
 
     for (let i = 1; i <= 20; i++) {
       // Both replicas hold the old value when it changes.
@@ -179,6 +186,130 @@ describe("two replicas on one database", () => {
       if (!b.app.kvmCache.serving) assert.equal(b.app.kvmCache.stats.hit, hits);
     }
     await untilServing(b);
+  });
+});
+
+describe("the staleness bound under concurrent writes and a lost change feed", () => {
+  test("reads on one replica racing a stream of writes (through the other replica and plain SQL) with its change-log connection killed twice: no read answers a value older than the bound", async () => {
+    const url = entryUrl("stream", "counter");
+    const WRITES = 120;
+    // ackedAt[n]: when the write of value n was acknowledged (its commit is earlier).
+    const ackedAt: number[] = [];
+    assert.equal((await put(a, url, "0")).statusCode, 201);
+    ackedAt[0] = performance.now();
+    await b.app.kvmCache.sync();
+    let writing = true;
+    let reads = 0;
+    let fromCache = 0;
+    const reader = (async () => {
+      while (writing) {
+        const startedAt = performance.now();
+        const hits = b.app.kvmCache.stats.hit;
+        const got = Number(await read(b, url));
+        if (b.app.kvmCache.stats.hit > hits) fromCache++;
+        reads++;
+        // Every write acknowledged more than BOUND_MS before this read started must be visible to it.
+        let required = 0;
+        for (let n = ackedAt.length - 1; n >= 0; n--) {
+          if (ackedAt[n] !== undefined && ackedAt[n] <= startedAt - BOUND_MS) {
+            required = n;
+            break;
+          }
+        }
+        assert.ok(got >= required, `read ${got} although ${required} was acknowledged ${BOUND_MS} ms before`);
+        await sleep(1);
+      }
+    })();
+    const resyncs = b.app.kvmCache.stats.resync;
+    for (let n = 1; n <= WRITES; n++) {
+      if (n % 3 === 0) {
+        await admin.query("UPDATE kvm_data SET value = $1 WHERE kvm_name = 'stream' AND key = 'counter'", [
+          Buffer.from(String(n)),
+        ]);
+      } else {
+        assert.equal((await put(a, url, String(n))).statusCode, 200);
+      }
+      ackedAt[n] = performance.now();
+      if (n === 40 || n === 80) {
+        const pid = b.app.kvmCache.connectionPid;
+        if (pid !== null) await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+      }
+      await sleep(10);
+    }
+    // Reads go on until the last write is past the bound.
+    await sleep(BOUND_MS + 50);
+    writing = false;
+    await reader;
+    assert.equal(await read(b, url), String(WRITES));
+    assert.ok(b.app.kvmCache.stats.resync >= resyncs + 1, "the killed connections were noticed");
+    assert.ok(fromCache > 0, "some reads were answered from the cache");
+    recordReliability({
+      area: "concurrency",
+      name: "read cache: replica reads racing writes and change-log connection kills",
+      cases: WRITES,
+      result: `0 reads older than the ${BOUND_MS} ms bound`,
+    });
+    assert.ok(reads > 0);
+  });
+
+  test("a change-log connection that goes silent (black-holed, not closed): the replica stops answering from its cache within the bound, never the old value, and resynchronises when the database is back", async () => {
+    const { proxy, url: proxied } = await TcpProxy.start(db.url);
+    const c = await startTestApp(
+      proxied,
+      {
+        KVM_CACHE_MAX_STALENESS_MS: String(BOUND_MS),
+        // The log's poll gives up only after 2 s, well past the bound: what stops the cache from serving is
+        // the bound itself, not the poll's failure.
+        KVM_PG_CONNECT_TIMEOUT_MS: "2000",
+        KVM_PG_STATEMENT_TIMEOUT_MS: "300",
+      },
+      { migrate: false },
+    );
+    try {
+      await untilServing(c);
+      const url = entryUrl("silent-feed", "k");
+      await put(a, url, "old");
+      await c.app.kvmCache.sync();
+      await answersFromCache(c, url, "old", "cached before the feed goes silent");
+
+      proxy.silence();
+      assert.equal((await put(a, url, "new")).statusCode, 200);
+      const writtenAt = performance.now();
+      // The database is unreachable for this replica: it may answer 503, or "old" within the bound, nothing else.
+      const answers = new Map<string, number>();
+      while (performance.now() < writtenAt + 3 * BOUND_MS) {
+        const startedAt = performance.now();
+        const got = await read(c, url);
+        answers.set(got, (answers.get(got) ?? 0) + 1);
+        if (got === "old") {
+          assert.ok(
+            startedAt - writtenAt <= BOUND_MS,
+            `old value served ${startedAt - writtenAt} ms after the write`,
+          );
+        } else {
+          assert.ok(got === "(503)" || got === "new", `answered ${got}`);
+        }
+        await sleep(10);
+      }
+      assert.equal(c.app.kvmCache.serving, false, "not serving from the cache while the feed is silent");
+      assert.ok((answers.get("(503)") ?? 0) > 0, "the silent database was reached and answered 503");
+
+      await proxy.restore();
+      await untilServing(c);
+      await converges(c, url, "new", writtenAt);
+      const after = c.app.kvmCache.stats.hit;
+      assert.equal(await read(c, url), "new");
+      assert.equal(c.app.kvmCache.stats.hit, after + 1, "serving from the cache again");
+      recordReliability({
+        area: "faults",
+        name: "read cache: change-log connection black-holed",
+        cases: 1,
+        result: "stops serving from cache within the bound; no stale answer",
+      });
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
   });
 });
 
