@@ -5,13 +5,14 @@
 // what the gateway does not model is listed in docs/gateway.md.
 import { existsSync } from "node:fs";
 import {
+  STATUS_CODES,
   createServer,
   request as httpRequest,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import {
   endpointHandler,
   startPlugin,
@@ -83,6 +84,16 @@ export function matchRoute(
     if (headersHold) return route;
   }
   return null;
+}
+
+// The request target as Envoy's HTTP/1 codec takes it: an absolute URL (absolute-form, RFC 9112 3.2.2)
+// gives the authority and the path; anything else that is not a path is refused (null).
+function requestTarget(url: string, host: string | undefined): { path: string; authority: string } | null {
+  if (url.startsWith("/")) return { path: url, authority: host ?? "" };
+  const absolute = /^https?:\/\/([^/?#]+)(.*)$/i.exec(url);
+  if (absolute === null) return null;
+  const rest = absolute[2];
+  return { path: rest.startsWith("/") ? rest : `/${rest}`, authority: absolute[1] };
 }
 
 function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
@@ -277,6 +288,42 @@ function answer(
   res.end(result.body);
 }
 
+// Requests Node's HTTP parser refuses before a handler sees them (bytes HTTP does not allow, headers
+// over the limit, a broken chunked body): answered like Envoy's codec errors — 400, or 431 for
+// headers too large (envoy source/common/http/http1/codec_impl.cc sendProtocolError), 408 for a request
+// that never completes — with a body
+// naming the problem, then the connection closes. The rest of the request is read and dropped first:
+// closing a socket with unread bytes resets it, and the client may lose the answer.
+// https://nodejs.org/api/http.html#event-clienterror
+const refused = new WeakSet<Socket>();
+function refuseMalformed(
+  err: Error & { code?: string; reason?: string },
+  socket: Socket,
+  log: (line: string) => void,
+): void {
+  if (err.code === "ECONNRESET" || socket.destroyed || refused.has(socket)) return;
+  refused.add(socket);
+  const status =
+    err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const why =
+    status === 431
+      ? "request headers too large"
+      : status === 408
+        ? "the request did not arrive in time"
+        : (err.reason ?? err.message).toLowerCase();
+  const body = `${STATUS_CODES[status]}: ${why}\n`;
+  log(`gateway: refused a malformed request: ${status} ${err.code ?? ""} ${why}`);
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.resume();
+  socket.setTimeout(1000, () => socket.destroy());
+  socket.once("end", () => socket.destroy());
+}
+
 export async function startGateway(
   config: GatewayConfig,
   options: GatewayOptions = {},
@@ -303,8 +350,9 @@ export async function startGateway(
       const server = createServer((req, res) => {
         const started = Date.now();
         const method = req.method ?? "GET";
-        const path = req.url ?? "/";
-        const routes = virtualHostRoutes(listener, req.headers.host);
+        const target = requestTarget(req.url ?? "/", req.headers.host);
+        const { path, authority } = target ?? { path: req.url ?? "/", authority: "" };
+        const routes = virtualHostRoutes(listener, authority);
         const spec = routes === null ? null : matchRoute(routes, method, path, req.headers);
         const done = (status: number, bytes: number) =>
           log(
@@ -313,9 +361,16 @@ export async function startGateway(
           );
         void (async () => {
           const body = await readBody(req);
-          if (spec === null) {
-            res.writeHead(404, { "content-length": "0" }).end();
-            done(404, 0);
+          if (target === null || spec === null) {
+            const status = target === null ? 400 : 404;
+            const text =
+              target === null ? "Bad Request: the request target is not a path\n" : "Not Found: no route\n";
+            res.writeHead(status, {
+              "content-type": "text/plain",
+              "content-length": Buffer.byteLength(text),
+            });
+            res.end(text);
+            done(status, text.length);
             return;
           }
           const chain = listener.filters
@@ -329,7 +384,7 @@ export async function startGateway(
           const request: HttpRequest = {
             method,
             path,
-            authority: req.headers.host ?? "",
+            authority,
             scheme: "http",
             headers,
             body,
@@ -359,6 +414,9 @@ export async function startGateway(
           done(500, 0);
         });
       });
+      server.on("clientError", (err: Error & { code?: string; reason?: string }, socket: Socket) =>
+        refuseMalformed(err, socket, log),
+      );
       const target = options.listen?.[listener.name];
       const { address, port } = target ? hostPort(target, `--listen ${listener.name}`) : listener;
       await new Promise<void>((resolve, reject) => {
