@@ -36,11 +36,16 @@ export interface GatewayOptions {
   workers?: number;
   /** One line per request, and start-up notes. Default: stdout. */
   log?: (line: string) => void;
+  /** The lowest wasm log level written to `log` (0 trace … 5 critical), like Envoy's
+   * `--component-log-level wasm:<level>`; default 2 (info). */
+  wasmLogLevel?: number;
 }
 
 export interface RunningGateway {
   /** Listener name → the URL it serves. */
   urls: Record<string, string>;
+  /** Every listener's wasm filters by name: their stats (Envoy's /stats) and logs. */
+  plugins: Map<string, Plugin>;
   stop(): Promise<void>;
 }
 
@@ -268,7 +273,8 @@ async function startPlugins(
       clusters: handlers,
       environment: filter.environment,
       logSink: (level, message) => {
-        if (level >= 2) log(`wasm log ${filter.pluginName} (${filter.rootId}): ${message}`);
+        if (level >= (options.wasmLogLevel ?? 2))
+          log(`wasm log ${filter.pluginName} (${filter.rootId}): ${message}`);
       },
     });
     plugins.set(filter.name, plugin);
@@ -343,10 +349,12 @@ export async function startGateway(
 
   const servers: Server[] = [];
   const urls: Record<string, string> = {};
+  const allPlugins = new Map<string, Plugin>();
   let requests = 0;
   try {
     for (const listener of config.listeners) {
       const plugins = await startPlugins(listener.filters, listener, clusters, options, log);
+      for (const [name, plugin] of plugins) allPlugins.set(name, plugin);
       const server = createServer((req, res) => {
         const started = Date.now();
         const method = req.method ?? "GET";
@@ -433,6 +441,7 @@ export async function startGateway(
   }
   return {
     urls,
+    plugins: allPlugins,
     stop: async () => {
       await Promise.all(
         servers.map(
