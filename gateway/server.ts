@@ -108,6 +108,12 @@ function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): Ro
   return (exact ?? any)?.routes ?? null;
 }
 
+// The access log's path: query values redacted, since an operation may take its key or value from the
+// query (Envoy's default access log format prints the whole :path; docs/gateway.md).
+function loggedPath(path: string): string {
+  return path.replace(/([?&][^=&]*)=[^&]*/g, "$1=[redacted]");
+}
+
 // %FILTER_STATE(key:PLAIN)% in a request_headers_to_add value; an empty result adds no header.
 function formatHeader(value: string, filterState: Map<string, Buffer>): string {
   return value.replace(
@@ -364,7 +370,7 @@ export async function startGateway(
         const spec = routes === null ? null : matchRoute(routes, method, path, req.headers);
         const done = (status: number, bytes: number) =>
           log(
-            `[${new Date(started).toISOString()}] "${method} ${path} HTTP/${req.httpVersion}" ${status} ` +
+            `[${new Date(started).toISOString()}] "${method} ${loggedPath(path)} HTTP/${req.httpVersion}" ${status} ` +
               `route=${spec?.name || "-"} cluster=${spec?.cluster ?? "-"} ${bytes} ${Date.now() - started}ms`,
           );
         void (async () => {
@@ -416,7 +422,7 @@ export async function startGateway(
           answer(res, result);
           done(result.status, result.body.length);
         })().catch((err: unknown) => {
-          log(`gateway: ${method} ${path}: ${(err as Error).message}`);
+          log(`gateway: ${method} ${loggedPath(path)}: ${(err as Error).message}`);
           if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
           res.end("gateway error\n");
           done(500, 0);
