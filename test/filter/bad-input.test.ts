@@ -63,6 +63,7 @@ function mutate(g: Gen, value: unknown, depth = 0): unknown {
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
     const keys = Object.keys(out);
+    if (keys.length === 0) return { [g.token(6)]: oddValue(g) };
     const changes = 1 + g.int(2);
     for (let i = 0; i < changes; i++) {
       const key = g.pick(keys);
