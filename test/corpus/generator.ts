@@ -91,7 +91,7 @@ export class Gen {
 
   /** A JSON-ish document: valid, deep, truncated, with lone surrogates or raw invalid UTF-8. */
   jsonish(): Buffer {
-    switch (this.int(9)) {
+    switch (this.int(10)) {
       case 0:
         return Buffer.from(JSON.stringify({ plan: this.ascii(this.int(20)), order: { id: this.ascii(10) } }));
       case 1:
@@ -108,6 +108,10 @@ export class Gen {
         return this.bytes(this.int(400));
       case 7:
         return Buffer.from('{"plan":"' + "\\u0000".repeat(this.int(100)) + '","plan":"dup"}');
+      case 8: // a value around a size limit
+        return Buffer.from(
+          JSON.stringify({ contact: { email: "e".repeat(this.pick([100, 5000, 70_000])) } }),
+        );
       default:
         return Buffer.from(this.ascii(this.int(80)));
     }

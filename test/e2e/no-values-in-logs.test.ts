@@ -116,7 +116,7 @@ const STEPS: Step[] = [
     "gateway",
     "PUT",
     "/profiles/u2",
-    503,
+    400,
     { "x-user": "u2" },
     `{"contact":{"email":"${v}${"x".repeat(MAX_VALUE_BYTES)}"}}`,
   ],

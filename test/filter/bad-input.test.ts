@@ -182,6 +182,7 @@ function calloutAnswer(g: Gen): ClusterAnswer {
     "304",
     "404",
     "412",
+    "413",
     "400",
     "500",
     "503",

@@ -28,7 +28,8 @@ let port: number;
 const logs: string[] = [];
 
 before(async () => {
-  service = await startService();
+  // A value limit below the filter's 1 MiB: the service refuses values the filter lets through.
+  service = await startService({ KVM_MAX_VALUE_BYTES: "4096" });
   echo = createEchoServer();
   await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
   gateway = await startGateway(loadGatewayConfig(`${ROOT}envoy/envoy.yaml`, {}), {
