@@ -30,6 +30,8 @@ export interface RouteSpec {
   requestHeadersToAdd: { key: string; value: string; append: boolean }[];
   /** http_filters entry names this route switches on (typed_per_filter_config with FilterConfig). */
   enables: string[];
+  /** route.timeout in ms (Envoy's default 15 s); 0 = none. */
+  timeoutMs: number;
 }
 
 export interface VirtualHostSpec {
@@ -112,6 +114,13 @@ function socketAddress(node: unknown, at: string): { address: string; port: numb
   return { address: text(inner.address, `${at}.socket_address.address`), port };
 }
 
+// A google.protobuf.Duration as Envoy's YAML writes it: seconds with an "s", e.g. "15s" or "0.25s".
+function durationMs(node: unknown, at: string): number {
+  const match = typeof node === "string" ? /^(\d+(?:\.\d+)?)s$/.exec(node) : null;
+  if (match === null) throw new GatewayConfigError(`${at}: expected a duration such as "15s" or "0.25s"`);
+  return Math.round(Number(match[1]) * 1000);
+}
+
 function route(node: unknown, at: string): RouteSpec {
   const r = fields(
     node,
@@ -132,7 +141,7 @@ function route(node: unknown, at: string): RouteSpec {
       exact: text(sm.exact, `${where}.string_match.exact`),
     };
   });
-  const action = fields(r.route, `${at}.route`, ["cluster"], ["timeout"]);
+  const action = fields(r.route, `${at}.route`, ["cluster", "timeout"]);
   const requestHeadersToAdd = list(r.request_headers_to_add, `${at}.request_headers_to_add`).map((h, i) => {
     const where = `${at}.request_headers_to_add[${i}]`;
     const option = fields(h, where, ["header", "append_action"]);
@@ -167,6 +176,7 @@ function route(node: unknown, at: string): RouteSpec {
     cluster: text(action.cluster, `${at}.route.cluster`),
     requestHeadersToAdd,
     enables,
+    timeoutMs: action.timeout === undefined ? 15_000 : durationMs(action.timeout, `${at}.route.timeout`),
   };
 }
 

@@ -83,6 +83,8 @@ export function matchRoute(
     const headersHold = route.headers.every(({ name, exact }) => {
       if (name === ":method") return method === exact;
       if (name === ":path") return path === exact;
+      if (name === ":authority") return headers.host === exact;
+      if (name === ":scheme") return exact === "http"; // the gateway serves plain HTTP/1.1 only
       const value = headers[name];
       return (Array.isArray(value) ? value.join(",") : value) === exact;
     });
@@ -101,11 +103,26 @@ function requestTarget(url: string, host: string | undefined): { path: string; a
   return { path: rest.startsWith("/") ? rest : `/${rest}`, authority: absolute[1] };
 }
 
-function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
+// Envoy's virtual host choice (route/v3 VirtualHost.domains): an exact domain, then the longest suffix
+// wildcard ("*.foo.com", "*-bar.foo.com"), then the longest prefix wildcard ("foo.*"), then "*". A wildcard
+// never matches the empty string.
+export function virtualHostRoutes(listener: ListenerSpec, host: string | undefined): RouteSpec[] | null {
   const name = (host ?? "").toLowerCase().replace(/:\d+$/, "");
   const exact = listener.virtualHosts.find((vh) => vh.domains.includes(name));
-  const any = listener.virtualHosts.find((vh) => vh.domains.includes("*"));
-  return (exact ?? any)?.routes ?? null;
+  if (exact) return exact.routes;
+  let best: { routes: RouteSpec[]; rank: number } | null = null;
+  for (const vh of listener.virtualHosts) {
+    for (const domain of vh.domains) {
+      if (domain === "*" || domain.length > name.length) continue; // "*" stands for one character or more
+      // Any suffix wildcard outranks every prefix one; among each kind, the longer wins.
+      let rank = 0;
+      if (domain.startsWith("*") && name.endsWith(domain.slice(1))) rank = 1_000_000 + domain.length;
+      else if (domain.endsWith("*") && name.startsWith(domain.slice(0, -1))) rank = domain.length;
+      if (rank > 0 && (best === null || rank > best.rank)) best = { routes: vh.routes, rank };
+    }
+  }
+  if (best !== null) return best.routes;
+  return listener.virtualHosts.find((vh) => vh.domains.includes("*"))?.routes ?? null;
 }
 
 // The access log's path: query values redacted, since an operation may take its key or value from the
@@ -184,7 +201,7 @@ async function route(cluster: ClusterSpec, spec: RouteSpec, up: UpstreamRequest)
         pseudo.get(":path") ?? "/",
         headers,
         up.body,
-        15_000,
+        spec.timeoutMs,
       )
     : "reset";
   if (answer === "timeout") {
@@ -367,7 +384,8 @@ export async function startGateway(
         const target = requestTarget(req.url ?? "/", req.headers.host);
         const { path, authority } = target ?? { path: req.url ?? "/", authority: "" };
         const routes = virtualHostRoutes(listener, authority);
-        const spec = routes === null ? null : matchRoute(routes, method, path, req.headers);
+        const spec =
+          routes === null ? null : matchRoute(routes, method, path, { ...req.headers, host: authority });
         const done = (status: number, bytes: number) =>
           log(
             `[${new Date(started).toISOString()}] "${method} ${loggedPath(path)} HTTP/${req.httpVersion}" ${status} ` +

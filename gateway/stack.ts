@@ -16,7 +16,8 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const WASM = path.join(ROOT, "build", "kvm_filter.wasm");
 
 /** The commands printed at start, each with the answer it gives on a fresh start (test/service/start.test.ts
- *  runs them). */
+ *  runs them): a local put and get, a cluster put and get (profiles.json), a session whose ttl runs out
+ *  (sessions.json). The local store lives in the gateway's memory, so a restart is a fresh start for it. */
 export function tryLines(gateway: string): { command: string; answer: string }[] {
   return [
     {
@@ -32,12 +33,24 @@ export function tryLines(gateway: string): { command: string; answer: string }[]
       answer: "x-tenant-plan: gold",
     },
     {
-      command: `curl -s -o /dev/null -w '%{http_code}\\n' -X POST ${gateway}/orders -H 'idempotency-key: k-1' -d '{"order":{"id":"o-1"}}'`,
-      answer: "200",
+      command: `curl -s -X PUT ${gateway}/profiles/ann -H 'x-user: ann' -d '{"contact":{"email":"ann@example.com"}}' | head -1`,
+      answer: "PUT /profiles/ann",
     },
     {
-      command: `curl -s -o /dev/null -D - -X POST ${gateway}/orders -H 'idempotency-key: k-1' -d '{"order":{"id":"o-2"}}' | grep x-original-order-id`,
-      answer: "x-original-order-id: o-1",
+      command: `curl -s -o /dev/null -D - ${gateway}/profiles/ann -H 'x-user: ann' | grep x-profile-email`,
+      answer: "x-profile-email: ann@example.com",
+    },
+    {
+      command: `curl -s -X POST ${gateway}/sessions -H 'x-session: s-1' -H 'x-user: ann' | head -1`,
+      answer: "POST /sessions",
+    },
+    {
+      command: `curl -s ${gateway}/whoami -H 'x-session: s-1' | grep x-session-user`,
+      answer: "x-session-user: ann",
+    },
+    {
+      command: `sleep 6; curl -s ${gateway}/whoami -H 'x-session: s-1' | grep x-session-user`,
+      answer: "x-session-user: anonymous",
     },
   ];
 }
@@ -80,13 +93,16 @@ export function startCommand(): Command {
       let service: RunningService | null = null;
       let echo: Server | null = null;
       let gateway: RunningGateway | null = null;
-      let stopping = false;
+      let stoppingSince: number | null = null;
       const stop = async (code: number) => {
-        if (stopping) {
+        if (stoppingSince !== null) {
+          // One Ctrl-C arrives twice under npm: from the terminal (to the whole foreground group) and
+          // forwarded by npm to its child. Only a second press, later, means "exit now".
+          if (Date.now() - stoppingSince < 1000) return;
           process.stderr.write("envoy-kvm: stopping again: exiting now\n");
           process.exit(1);
         }
-        stopping = true;
+        stoppingSince = Date.now();
         await gateway?.stop();
         if (echo !== null) {
           echo.closeAllConnections();
@@ -113,7 +129,12 @@ export function startCommand(): Command {
       const { loadGatewayConfig } = await import("./config.ts");
       const { startGateway } = await import("./server.ts");
       gateway = await startGateway(loadGatewayConfig(opts.config), {
-        clusters: { upstream: `127.0.0.1:${upstreamPort}`, kvm_service: new URL(service.url).host },
+        clusters: {
+          upstream: `127.0.0.1:${upstreamPort}`,
+          kvm_service: new URL(service.url).host,
+          // envoy/plugins/outage.json's cluster, down on purpose: a loopback port nothing listens on.
+          kvm_service_down: "127.0.0.1:1",
+        },
         listen: { ingress: `127.0.0.1:${opts.gatewayPort}` },
         files: { "/etc/envoy/kvm_filter.wasm": WASM },
       });

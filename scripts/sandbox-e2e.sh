@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Brings the Docker sandbox up, runs the e2e suite (test/e2e/) against Envoy, prints every
+# Brings the Docker sandbox up, runs the e2e suite (every test/e2e/*.test.ts, the files `npm test` runs
+# against the local gateway) against Envoy: GATEWAY_URL is Envoy, KVM_URL the KVM service and
+# KVM_ADMIN_TOKEN (from .sandbox/env) its admin token (test/e2e/stack.ts). It prints every
 # container's logs when anything failed, and tears the sandbox down whatever happened.
 # ENVOY_IMAGE picks the Envoy release (docker-compose.yml has the default).
 set -euo pipefail

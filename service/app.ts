@@ -7,6 +7,7 @@ import type pg from "pg";
 import pino from "pino";
 import type { ServiceConfig } from "./config.ts";
 import { KvmRepository } from "./repository.ts";
+import { BulkRepository } from "./bulk-repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
 import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
@@ -16,9 +17,11 @@ import { ExpiryPurger } from "./purge.ts";
 import { clientErrorHandler, serializeRequest, validatorCompiler } from "./http-input.ts";
 import { DatabaseUnavailableError } from "./db.ts";
 import { checkReadiness } from "./readiness.ts";
+import { UndecryptableError, ValueCipher } from "./encryption.ts";
 import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { encryptionRoutes } from "./routes/encryption.ts";
 
 export const SERVICE_VERSION = "0.1.0";
 
@@ -47,12 +50,13 @@ function fastifyErrorCode(err: FastifyError): string {
 /**
  * PostgreSQL errors can quote the data they failed on: `detail` ("Failing row contains (…)" for a constraint a
  * DBA added, "Key (kvm_name, key)=(…)"), `where` (bind parameter values, when the server's
- * log_parameter_max_length_on_error allows), `internalQuery`. Logged errors keep everything else.
- * https://www.postgresql.org/docs/current/protocol-error-fields.html
+ * log_parameter_max_length_on_error allows), `internalQuery`. pg-pool hangs the client on an idle client's
+ * error (`client`): its internals, the backend's cancel key (`secretKey`) among them, are not logged either.
+ * Logged errors keep everything else. https://www.postgresql.org/docs/current/protocol-error-fields.html
  */
 export function serializeError(err: Error): pino.SerializedError {
   const out = pino.stdSerializers.err(err);
-  for (const field of ["detail", "where", "internalQuery", "hint"]) delete out[field];
+  for (const field of ["detail", "where", "internalQuery", "hint", "client"]) delete out[field];
   return out;
 }
 
@@ -103,7 +107,12 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
 
   app.setValidatorCompiler(validatorCompiler());
 
-  const repository = new KvmRepository(pool, { bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs });
+  const cipher = new ValueCipher(config.encryption);
+  const repository = new KvmRepository(pool, {
+    bulkStatementTimeoutMs: config.pgBulkStatementTimeoutMs,
+    cipher,
+  });
+  const bulk = new BulkRepository(pool, repository, cipher, config.pgBulkStatementTimeoutMs);
   const metrics = createMetrics(pool);
   const cache = new EntryCache(
     pool,
@@ -116,9 +125,10 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     app.log,
   );
   if (cache.enabled) registerCacheMetrics(metrics.registry, cache);
-  const ctx: AppContext = { config, pool, repository, metrics, cache };
+  const ctx: AppContext = { config, pool, repository, bulk, metrics, cache };
   const dataTokens = new TokenSet(config.dataTokens);
   const adminTokens = new TokenSet(config.adminTokens);
+  const metricsTokens = new TokenSet(config.metricsTokens);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof HttpError) {
@@ -149,6 +159,11 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       // The cause is what went wrong (logged without the fields that can quote data, see serializeError).
       request.log.error({ err: err.cause }, "database unavailable");
       return reply.code(503).send({ error: "unavailable", message: "the database is unavailable" });
+    }
+    if (err instanceof UndecryptableError) {
+      // The message names the map and the key id, never the key material nor the value.
+      request.log.error({ err }, "stored value can not be decrypted");
+      return reply.code(500).send({ error: "undecryptable", message: err.message });
     }
     request.log.error({ err }, "request failed");
     return reply.code(500).send({ error: "internal", message: "internal error" });
@@ -265,7 +280,15 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
 
   app.get(
     "/metrics",
-    { schema: { summary: "Prometheus metrics", tags: ["ops"], security: [] } },
+    {
+      schema: {
+        summary: "Prometheus metrics (open unless KVM_METRICS_TOKENS is set; then it or an admin token)",
+        tags: ["ops"],
+        security: config.metricsTokens.length === 0 ? [] : [{ bearer: [] }],
+      },
+      // Open by default, as before KVM_METRICS_TOKENS existed: Prometheus scrapers are often set up without one.
+      onRequest: requireBearer(metricsTokens, [adminTokens]),
+    },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();
@@ -285,6 +308,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       if (request.method !== "GET" && request.method !== "HEAD" && reply.statusCode < 400) await cache.sync();
     });
     await adminRoutes(plane, ctx);
+    await encryptionRoutes(plane, ctx);
   });
 
   const purger = new ExpiryPurger(

@@ -2,14 +2,15 @@
 // Response types come from the route schemas (routes/schemas.ts), so client and service can not drift apart.
 import http from "node:http";
 import https from "node:https";
+import { createInterface } from "node:readline";
 import type { Static } from "typebox";
+import type { EncryptionStatusSchema, ReencryptResultSchema } from "./routes/encryption.ts";
 import { percentEncodeBytes } from "./keys.ts";
 import type {
   BulkEntrySchema,
   DeleteMapResultSchema,
   EntryListSchema,
   EntrySchema,
-  ExportPageSchema,
   ImportResultSchema,
   MapListSchema,
   PutEntryResultSchema,
@@ -136,17 +137,34 @@ export class AdminClient {
     } while (token !== "");
   }
 
-  /** A map's entries in the apigeecli file shape, page after page. */
-  async *exportEntries(kvm: string, prefix?: string): AsyncGenerator<BulkEntry> {
-    let token = "";
-    do {
-      const page = await this.json<Static<typeof ExportPageSchema>>(
-        "GET",
-        `${AdminClient.mapPath(kvm)}/export?${pageQuery(token, prefix)}`,
-      );
-      yield* page.keyValueEntries;
-      token = page.nextPageToken;
-    } while (token !== "");
+  /**
+   * A map's entries in the apigeecli file shape, all from one snapshot (export with all=true): read line by line
+   * as the service writes one entry per line, so a large map is never held whole. A response cut short (the
+   * service or the network failed) is an error, not a shorter export.
+   */
+  async *exportSnapshot(kvm: string, prefix?: string): AsyncGenerator<BulkEntry> {
+    const query = new URLSearchParams({ all: "true" });
+    if (prefix !== undefined) query.set("prefix", prefix);
+    const res = await this.open("GET", `${AdminClient.mapPath(kvm)}/export?${query}`);
+    let complete = false;
+    for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+      const text = line.startsWith(",") ? line.slice(1) : line;
+      if (text.startsWith('{"name')) yield JSON.parse(text) as BulkEntry;
+      else if (text.startsWith("]")) complete = true;
+    }
+    if (!complete)
+      throw new ServiceError(0, "incomplete", "the export ended before its last entry (see the service log)");
+  }
+
+  /** Re-encryption: the rows per key id, then one batch after another (routes/encryption.ts). */
+  async encryptionStatus(): Promise<Static<typeof EncryptionStatusSchema>> {
+    return this.json("GET", "/admin/v1/encryption");
+  }
+
+  async reencryptBatch(after: string | null, limit: number): Promise<Static<typeof ReencryptResultSchema>> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (after !== null) query.set("after", after);
+    return this.json("POST", `/admin/v1/encryption/reencrypt?${query}`);
   }
 
   /** One import batch: one transaction on the service, all or nothing. */
@@ -166,11 +184,29 @@ export class AdminClient {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<{ status: number; body: Buffer }> {
+    const res = await this.send(method, path, body, headers);
+    const buffer = await this.collect(res);
+    if ((res.statusCode ?? 0) >= 400) throw this.failure(res, buffer);
+    return { status: res.statusCode ?? 0, body: buffer };
+  }
+
+  /** The response of a 2xx answer, its body unread (a large export is read as it arrives). */
+  private async open(method: string, path: string): Promise<http.IncomingMessage> {
+    const res = await this.send(method, path);
+    if ((res.statusCode ?? 0) >= 400) throw this.failure(res, await this.collect(res));
+    return res;
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<http.IncomingMessage> {
     const base = this.baseUrl;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), "utf8");
-    let res: { status: number; statusText: string; body: Buffer };
     try {
-      res = await new Promise((resolve, reject) => {
+      return await new Promise((resolve, reject) => {
         const req = (base.protocol === "https:" ? https : http).request(
           {
             method,
@@ -183,18 +219,7 @@ export class AdminClient {
               ...headers,
             },
           },
-          (response) => {
-            const chunks: Buffer[] = [];
-            response.on("data", (chunk: Buffer) => chunks.push(chunk));
-            response.on("error", reject);
-            response.on("end", () =>
-              resolve({
-                status: response.statusCode ?? 0,
-                statusText: response.statusMessage ?? "",
-                body: Buffer.concat(chunks),
-              }),
-            );
-          },
+          resolve,
         );
         req.on("error", reject);
         req.end(payload);
@@ -202,22 +227,36 @@ export class AdminClient {
     } catch (err) {
       throw new ServiceError(0, "unreachable", `cannot reach ${base.origin}: ${(err as Error).message}`);
     }
-    if (res.status >= 400) {
-      const text = res.body.toString("utf8");
-      let parsed: { error?: string; message?: string } = {};
-      try {
-        parsed = JSON.parse(text) as typeof parsed;
-      } catch {
-        parsed = { message: text };
-      }
+  }
+
+  private async collect(res: http.IncomingMessage): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+    } catch (err) {
       throw new ServiceError(
-        res.status,
-        parsed.error ?? String(res.status),
-        parsed.message ?? res.statusText,
-        this.token !== undefined,
+        0,
+        "unreachable",
+        `cannot reach ${this.baseUrl.origin}: ${(err as Error).message}`,
       );
     }
-    return res;
+    return Buffer.concat(chunks);
+  }
+
+  private failure(res: http.IncomingMessage, body: Buffer): ServiceError {
+    const text = body.toString("utf8");
+    let parsed: { error?: string; message?: string } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      parsed = { message: text };
+    }
+    return new ServiceError(
+      res.statusCode ?? 0,
+      parsed.error ?? String(res.statusCode),
+      parsed.message ?? res.statusMessage ?? "",
+      this.token !== undefined,
+    );
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {

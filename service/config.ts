@@ -2,6 +2,7 @@
 // (fastify/demo style): a bad value stops the process with one message naming the variable.
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { loadEncryptionConfig, type EncryptionConfig } from "./encryption.ts";
 
 export const DEFAULT_PORT = 8081;
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
@@ -18,6 +19,10 @@ export interface ServiceConfig {
   dataTokens: string[];
   /** Bearer tokens accepted on /admin/v1 (and on /v1: admin is a superset). */
   adminTokens: string[];
+  /** Bearer tokens /metrics requires; empty = /metrics is open (the default). Admin tokens are accepted too. */
+  metricsTokens: string[];
+  /** Keys for values at rest (service/encryption.ts); null = plaintext (the default). */
+  encryption: EncryptionConfig | null;
   insecure: boolean;
   /** KVM_INSECURE=1 was given (rather than implied by the embedded-database default). */
   insecureExplicit: boolean;
@@ -197,6 +202,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     port: integer(env, "PORT", DEFAULT_PORT, 0, 65535),
     dataTokens,
     adminTokens,
+    metricsTokens: tokens(env, "KVM_METRICS_TOKENS"),
+    encryption: loadEncryptionConfig(env, (message) => new ConfigError(message)),
     insecure,
     insecureExplicit,
     maxValueBytes: integer(env, "KVM_MAX_VALUE_BYTES", DEFAULT_MAX_VALUE_BYTES, 1, 64 * 1024 * 1024),

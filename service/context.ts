@@ -3,6 +3,7 @@
 import type pg from "pg";
 import type { ServiceConfig } from "./config.ts";
 import type { KvmRepository } from "./repository.ts";
+import type { BulkRepository } from "./bulk-repository.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { EntryCache } from "./cache.ts";
 
@@ -10,6 +11,8 @@ export interface AppContext {
   config: ServiceConfig;
   pool: pg.Pool;
   repository: KvmRepository;
+  /** The export snapshot and the re-encryption (bulk-repository.ts). */
+  bulk: BulkRepository;
   metrics: ServiceMetrics;
   /** The data plane's read cache (disabled when KVM_CACHE_MAX_BYTES=0). */
   cache: EntryCache;

@@ -3,6 +3,7 @@
 import pg from "pg";
 import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
 import type { CachedValue } from "./cache.ts";
+import { ValueCipher } from "./encryption.ts";
 import { EXPIRY_FROM_TTL, GET_ENTRY_SQL, LIVE, MS, UPSERT_ENTRY_SQL } from "./statements.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -38,6 +39,8 @@ export interface ImportCounts {
   replaced: number;
   /** insert mode only: keys that already held a live entry. */
   skipped: number;
+  /** Entries whose expires_at had passed by the database's clock: not written. */
+  expired: number;
 }
 
 /** Attempts of a transaction aborted by a deadlock or serialization failure before the error is answered. */
@@ -65,7 +68,7 @@ async function retrying<T>(statement: () => Promise<T>): Promise<T> {
 const backoff = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
 
-const ENTRY_COLUMNS = `key, value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
+export const ENTRY_COLUMNS = `key, value, key_id, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms,
   ${MS("created_at")} AS created_at_ms, ${MS("updated_at")} AS updated_at_ms`;
 
 /**
@@ -77,19 +80,20 @@ const EXPIRY_FROM_MS = (ms: string) =>
   `CASE WHEN ${ms} IS NULL THEN NULL ELSE (timestamp '1970-01-01' + make_interval(days => div(${ms}, 86400000)::int,
      secs => mod(${ms}, 86400000)::float8 / 1000)) AT TIME ZONE 'UTC' END`;
 
-interface EntryRow {
+export interface EntryRow {
   key: Buffer;
   value: Buffer;
+  key_id: string | null;
   version: number;
   expires_at_ms: number | null;
   created_at_ms: number;
   updated_at_ms: number;
 }
 
-function toEntry(row: EntryRow): StoredEntry {
+export function toEntry(cipher: ValueCipher, kvm: string, row: EntryRow): StoredEntry {
   return {
     key: row.key,
-    value: row.value,
+    value: cipher.open(kvm, row.key, row.value, row.key_id),
     version: row.version,
     expiresAt: row.expires_at_ms,
     createdAt: row.created_at_ms,
@@ -118,8 +122,14 @@ export async function appliedMigrationNames(db: Queryable, table: string): Promi
   return rows.rows.map((r) => r.name);
 }
 
+/** A value as stored: the bytes and the id of the key they are encrypted with (null = plaintext). */
+type Sealed = { stored: Buffer; keyId: string | null };
+
 /** One statement in a transaction (see KvmRepository.transaction). */
-type Run = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+export type Run = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[],
+) => Promise<pg.QueryResult<R>>;
 
 /** A statement with its own client-side read timeout (pg's per-query `query_timeout`). */
 type TimedQuery = pg.QueryConfig & { query_timeout?: number };
@@ -127,6 +137,8 @@ type TimedQuery = pg.QueryConfig & { query_timeout?: number };
 export interface RepositoryOptions {
   /** statement_timeout of bulk statements (an import batch, the map listing); the pool's applies otherwise. */
   bulkStatementTimeoutMs?: number;
+  /** How values are stored (service/encryption.ts); plaintext when absent. */
+  cipher?: ValueCipher;
 }
 
 /**
@@ -135,12 +147,14 @@ export interface RepositoryOptions {
  */
 export class KvmRepository {
   private readonly bulkStatementTimeoutMs: number;
+  readonly cipher: ValueCipher;
 
   constructor(
     private readonly pool: pg.Pool,
     options: RepositoryOptions = {},
   ) {
     this.bulkStatementTimeoutMs = options.bulkStatementTimeoutMs ?? 30_000;
+    this.cipher = options.cipher ?? new ValueCipher(null);
   }
 
   /** `name`: a prepared statement (parsed and planned once per connection), for the data plane's hot path. */
@@ -165,19 +179,24 @@ export class KvmRepository {
       `SELECT ${ENTRY_COLUMNS} FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`,
       [kvm, key],
     );
-    return res.rows.length === 0 ? null : toEntry(res.rows[0]);
+    return res.rows.length === 0 ? null : toEntry(this.cipher, kvm, res.rows[0]);
   }
 
   /** The data plane's read: value, version and expiry of a live entry, or null. */
   async readEntry(kvm: string, key: Buffer): Promise<CachedValue | null> {
-    const res = await this.query<{ value: Buffer; version: number; expires_at_ms: number | null }>(
-      GET_ENTRY_SQL,
-      [kvm, key],
-      "kvm_get_entry",
-    );
+    const res = await this.query<{
+      value: Buffer;
+      key_id: string | null;
+      version: number;
+      expires_at_ms: number | null;
+    }>(GET_ENTRY_SQL, [kvm, key], "kvm_get_entry");
     if (res.rows.length === 0) return null;
     const row = res.rows[0];
-    return { value: row.value, version: row.version, expiresAt: row.expires_at_ms };
+    return {
+      value: this.cipher.open(kvm, key, row.value, row.key_id),
+      version: row.version,
+      expiresAt: row.expires_at_ms,
+    };
   }
 
   /**
@@ -193,15 +212,16 @@ export class KvmRepository {
     ttlSeconds: number | null,
     condition: Condition,
   ): Promise<PutResult> {
+    const sealed = this.cipher.seal(kvm, key, value);
     switch (condition.kind) {
       case "absent":
-        return this.insertIfAbsent(kvm, key, value, ttlSeconds);
+        return this.insertIfAbsent(kvm, key, sealed, ttlSeconds);
       case "present":
-        return this.replaceIf(kvm, key, value, ttlSeconds, null);
+        return this.replaceIf(kvm, key, sealed, ttlSeconds, null);
       case "version":
-        return this.replaceIf(kvm, key, value, ttlSeconds, condition.version);
+        return this.replaceIf(kvm, key, sealed, ttlSeconds, condition.version);
       case "none":
-        return this.upsert(kvm, key, value, ttlSeconds);
+        return this.upsert(kvm, key, sealed, ttlSeconds);
     }
   }
 
@@ -219,12 +239,12 @@ export class KvmRepository {
   private async upsert(
     kvm: string,
     key: Buffer,
-    value: Buffer,
+    value: Sealed,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
     const res = await this.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
       UPSERT_ENTRY_SQL,
-      [kvm, key, value, ttlSeconds],
+      [kvm, key, value.stored, ttlSeconds, value.keyId],
       "kvm_upsert_entry",
     );
     const row = res.rows[0];
@@ -239,18 +259,18 @@ export class KvmRepository {
   private async insertIfAbsent(
     kvm: string,
     key: Buffer,
-    value: Buffer,
+    value: Sealed,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
     const res = await this.query<{ version: number; expires_at_ms: number | null }>(
-      `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-       VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
+      `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at, key_id)
+       VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL}, $5)
        ON CONFLICT (kvm_name, key) DO UPDATE
-         SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+         SET value = EXCLUDED.value, key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at,
              version = nextval('kvm_data_version_seq'), created_at = now(), updated_at = now()
          WHERE d.expires_at IS NOT NULL AND d.expires_at <= now()
        RETURNING version::float8 AS version, ${MS("expires_at")} AS expires_at_ms`,
-      [kvm, key, value, ttlSeconds],
+      [kvm, key, value.stored, ttlSeconds, value.keyId],
     );
     if (res.rows.length === 0) return { outcome: "precondition_failed" };
     return { outcome: "created", version: res.rows[0].version, expiresAt: res.rows[0].expires_at_ms };
@@ -259,17 +279,17 @@ export class KvmRepository {
   private async replaceIf(
     kvm: string,
     key: Buffer,
-    value: Buffer,
+    value: Sealed,
     ttlSeconds: number | null,
     version: bigint | null,
   ): Promise<PutResult> {
     const res = await this.query<{ version: number; expires_at_ms: number | null }>(
       `UPDATE kvm_data
-         SET value = $3, expires_at = ${EXPIRY_FROM_TTL},
+         SET value = $3, key_id = $6, expires_at = ${EXPIRY_FROM_TTL},
              version = nextval('kvm_data_version_seq'), updated_at = now()
        WHERE kvm_name = $1 AND key = $2 AND ${LIVE} AND ($5::bigint IS NULL OR version = $5::bigint)
        RETURNING version::float8 AS version, ${MS("expires_at")} AS expires_at_ms`,
-      [kvm, key, value, ttlSeconds, version === null ? null : version.toString()],
+      [kvm, key, value.stored, ttlSeconds, version === null ? null : version.toString(), value.keyId],
     );
     if (res.rows.length === 0) return { outcome: "precondition_failed" };
     return { outcome: "replaced", version: res.rows[0].version, expiresAt: res.rows[0].expires_at_ms };
@@ -289,54 +309,6 @@ export class KvmRepository {
     const deletedLive = res.rows.some((r) => r.live);
     if (deletedLive) return "deleted";
     return condition.kind === "none" ? "absent" : "precondition_failed";
-  }
-
-  /** Live entries in key order: prefix as an index range, `after` = the last key of the previous page. */
-  async listEntries(
-    kvm: string,
-    prefix: Buffer,
-    after: Buffer | null,
-    limit: number,
-  ): Promise<StoredEntry[]> {
-    const res = await this.query<EntryRow>(
-      ...KvmRepository.entryRange(ENTRY_COLUMNS, kvm, prefix, after, limit),
-    );
-    return res.rows.map(toEntry);
-  }
-
-  /**
-   * The sizes (key + value bytes) of the entries listEntries would return, without reading the values:
-   * octet_length of a TOASTed value comes from its header. Pages are cut by bytes from these.
-   */
-  async listEntrySizes(kvm: string, prefix: Buffer, after: Buffer | null, limit: number): Promise<number[]> {
-    const res = await this.query<{ bytes: number }>(
-      ...KvmRepository.entryRange(
-        "(octet_length(key) + octet_length(value))::float8 AS bytes",
-        kvm,
-        prefix,
-        after,
-        limit,
-      ),
-    );
-    return res.rows.map((r) => r.bytes);
-  }
-
-  private static entryRange(
-    columns: string,
-    kvm: string,
-    prefix: Buffer,
-    after: Buffer | null,
-    limit: number,
-  ): [string, unknown[]] {
-    const upper = prefixUpperBound(prefix);
-    const lower = after !== null && Buffer.compare(after, prefix) >= 0 ? after : null;
-    return [
-      `SELECT ${columns} FROM kvm_data
-       WHERE kvm_name = $1 AND key >= $2 AND ($3::bytea IS NULL OR key > $3) AND ($4::bytea IS NULL OR key < $4)
-         AND ${LIVE}
-       ORDER BY key LIMIT $5`,
-      [kvm, prefix, lower, upper, limit],
-    ];
   }
 
   /** Maps holding at least one live entry, by name, after `after`. */
@@ -405,13 +377,15 @@ export class KvmRepository {
    * has not deleted yet resets created_at to now() and counts as created too (as in upsert()).
    */
   async importEntries(kvm: string, entries: ImportEntry[], mode: "upsert" | "insert"): Promise<ImportCounts> {
-    if (entries.length === 0) return { created: 0, replaced: 0, skipped: 0 };
+    if (entries.length === 0) return { created: 0, replaced: 0, skipped: 0, expired: 0 };
     // Buffer.compare is bytea's order (memcmp, then length), the order of the primary key index.
     const sorted = [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
     const keys = sorted.map((e) => e.key);
-    const values = sorted.map((e) => e.value);
+    const sealed = sorted.map((e) => this.cipher.seal(kvm, e.key, e.value));
+    const values = sealed.map((e) => e.stored);
+    const keyIds = sealed.map((e) => e.keyId);
     const expiries = sorted.map((e) => (e.expiresAt === null ? null : String(e.expiresAt)));
-    const takeOver = `value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+    const takeOver = `value = EXCLUDED.value, key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at,
       version = nextval('kvm_data_version_seq'), updated_at = now(),
       created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END`;
     // insert mode writes only over absent or expired entries; live ones are skipped (not returned).
@@ -419,29 +393,42 @@ export class KvmRepository {
       mode === "insert"
         ? `DO UPDATE SET ${takeOver} WHERE d.expires_at <= now()`
         : `DO UPDATE SET ${takeOver}`;
-    const res = await this.transaction(
-      (run) =>
-        run<{ created: boolean }>(
-          `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}
-         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS t(k, v, e, i)
+    // "Already expired" is judged by the database's now(), the clock every read uses (statements.ts LIVE), and
+    // both statements see the same now(): the transaction's start.
+    const { expired, res } = await this.transaction(async (run) => {
+      const past = await run<{ n: number }>(
+        `SELECT count(*)::float8 AS n FROM unnest($1::bigint[]) AS t(e)
+         WHERE e IS NOT NULL AND ${EXPIRY_FROM_MS("e")} <= now()`,
+        [expiries],
+      );
+      const written = await run<{ created: boolean }>(
+        `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at, key_id)
+         SELECT $1, k, v, ${EXPIRY_FROM_MS("e")}, kid
+         FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(k, v, e, kid, i)
+         WHERE e IS NULL OR ${EXPIRY_FROM_MS("e")} > now()
          ORDER BY i
          ON CONFLICT (kvm_name, key) ${onConflict}
          RETURNING (xmax = 0 OR created_at = now()) AS created`,
-          [kvm, keys, values, expiries],
-        ),
-      this.bulkStatementTimeoutMs,
-    );
+        [kvm, keys, values, expiries, keyIds],
+      );
+      return { expired: past.rows[0].n, res: written };
+    }, this.bulkStatementTimeoutMs);
     const created = res.rows.filter((r) => r.created).length;
-    return { created, replaced: res.rows.length - created, skipped: entries.length - res.rows.length };
+    return {
+      created,
+      replaced: res.rows.length - created,
+      skipped: entries.length - expired - res.rows.length,
+      expired,
+    };
   }
 
   /**
    * Runs `work` in a transaction, again from the start when PostgreSQL aborts it as a deadlock victim (40P01)
    * or a serialization failure (40001): both say "retry", and the second attempt normally finds the way clear.
    * https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
+   * Also used by bulk-repository.ts.
    */
-  private async transaction<T>(work: (run: Run) => Promise<T>, statementTimeoutMs: number): Promise<T> {
+  async transaction<T>(work: (run: Run) => Promise<T>, statementTimeoutMs: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {

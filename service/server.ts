@@ -7,6 +7,7 @@ import { migrateUp, schemaProblem } from "./migrate.ts";
 import { buildApp, serializeError } from "./app.ts";
 import { createPool } from "./db.ts";
 import { waitForDatabase } from "./readiness.ts";
+import { encryptionNotice } from "./encryption.ts";
 
 export interface RunningService {
   app: FastifyInstance;
@@ -68,6 +69,11 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
   const app = await buildApp({ config, pool });
   const warning = insecureWarning(config);
   if (warning !== null) app.log.warn(warning);
+  // How values are stored, every start (key ids only, never a key).
+  app.log.info(
+    { encryption: config.encryption?.activeKeyId ?? "plaintext" },
+    encryptionNotice(config.encryption),
+  );
   let stopping: Promise<void> | null = null;
   const stop = () => {
     // Fastify's close stops accepting, lets in-flight requests finish, then runs onClose (purge stop).

@@ -7,15 +7,15 @@ export const MS = (column: string) => `floor(extract(epoch FROM ${column}) * 100
 export const EXPIRY_FROM_TTL =
   "CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $4::float8) END";
 
-/** The data plane's read: the columns a GET answers with (value, etag version, expiry), nothing else. */
-export const GET_ENTRY_SQL = `SELECT value, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms
+/** The data plane's read: the columns a GET answers with (value, etag version, expiry) and the value's key id. */
+export const GET_ENTRY_SQL = `SELECT value, key_id, version::float8 AS version, ${MS("expires_at")} AS expires_at_ms
   FROM kvm_data WHERE kvm_name = $1 AND key = $2 AND ${LIVE}`;
 
-/** An unconditional PUT (see KvmRepository.upsert). */
-export const UPSERT_ENTRY_SQL = `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at)
-  VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL})
+/** An unconditional PUT (see KvmRepository.upsert); $5 is the value's key id (null = plaintext). */
+export const UPSERT_ENTRY_SQL = `INSERT INTO kvm_data AS d (kvm_name, key, value, expires_at, key_id)
+  VALUES ($1, $2, $3, ${EXPIRY_FROM_TTL}, $5)
   ON CONFLICT (kvm_name, key) DO UPDATE
-    SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+    SET value = EXCLUDED.value, key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at,
         version = nextval('kvm_data_version_seq'), updated_at = now(),
         created_at = CASE WHEN d.expires_at <= now() THEN now() ELSE d.created_at END
   RETURNING (xmax = 0 OR created_at = now()) AS created, version::float8 AS version,

@@ -22,7 +22,7 @@ const query = (i: number): pg.QueryConfig => {
   const key = Buffer.from(benchKey(i));
   return kind === "get"
     ? { name: "bench_get", text: GET_ENTRY_SQL, values: [BENCH_KVM, key] }
-    : { name: "bench_upsert", text: UPSERT_ENTRY_SQL, values: [BENCH_KVM, key, value, null] };
+    : { name: "bench_upsert", text: UPSERT_ENTRY_SQL, values: [BENCH_KVM, key, value, null, null] };
 };
 
 // Every connection opened (and each statement prepared on it) before the clock starts, as the service's are.

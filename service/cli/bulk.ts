@@ -26,9 +26,9 @@ export function* batches(entries: BulkEntry[], count: number, bytes: number): Ge
   if (batch.length > 0) yield batch;
 }
 
-function progressBar(label: string, total: number) {
+export function progressBar(label: string, total: number, unit = "entries") {
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} entries`, stream: process.stderr, hideCursor: true },
+    { format: `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0);
@@ -132,7 +132,7 @@ export function exportCommand(client: () => AdminClient): Command {
         let count = 0;
         await write('{"keyValueEntries":[');
         try {
-          for await (const entry of c.exportEntries(name, opts.prefix)) {
+          for await (const entry of c.exportSnapshot(name, opts.prefix)) {
             await write(`${count === 0 ? "\n" : ",\n"}${JSON.stringify(entry)}`);
             count++;
             bar?.setTotal(Math.max(total, count));

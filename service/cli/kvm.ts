@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { AdminClient } from "../client.ts";
 import { nonNegativeInt, readStdin } from "./args.ts";
 import { exportCommand, importCommand } from "./bulk.ts";
+import { reencryptCommand } from "./reencrypt.ts";
 
 export const TOKEN_VARIABLE = "KVM_ADMIN_TOKEN";
 
@@ -90,5 +91,6 @@ export function kvmCommand(): Command {
 
   kvm.addCommand(importCommand(client));
   kvm.addCommand(exportCommand(client));
+  kvm.addCommand(reencryptCommand(client));
   return kvm;
 }

@@ -119,7 +119,7 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request) => {
-      const { entries, next } = await readPage(repository, request.params.kvm, request.query);
+      const { entries, next } = await readPage(ctx.bulk, request.params.kvm, request.query);
       return { entries: entries.map(entryJson), next_page_token: next };
     },
   );
@@ -219,16 +219,22 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
     {
       schema: {
         summary: "Export one page of entries in the apigeecli file shape",
-        description: 'Follow nextPageToken until it is "" (the last page).',
+        description:
+          'Follow nextPageToken until it is "" (the last page). Each page is read from one snapshot; all=true ' +
+          "makes the page the rest of the map (page_size ignored), so the whole export is one consistent snapshot.",
         tags,
         params: KvmParams,
-        querystring: ListQuery,
+        querystring: Type.Object({
+          ...PrefixQuery,
+          ...PageQuery,
+          all: Type.Optional(Type.Boolean({ description: "the rest of the map in this one response" })),
+        }),
         // Streamed (routes/pages.ts exportPage): the schema documents the page, it does not serialize it.
         response: { 200: Type.Unsafe<Readable>(ExportPageSchema) },
       },
     },
     async (request, reply) => {
-      const page = await exportPage(repository, request.params.kvm, request.query);
+      const page = await exportPage(ctx.bulk, request.params.kvm, request.query);
       return reply.type("application/json; charset=utf-8").send(page);
     },
   );
@@ -266,16 +272,14 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
         }
         byKey.set(key.toString("hex"), { key, value, expiresAt: raw.expires_at ?? null });
       });
-      const now = Date.now();
-      const entries = [...byKey.values()].filter((e) => e.expiresAt === null || e.expiresAt > now);
-      const counts = await repository.importEntries(request.params.kvm, entries, mode);
+      // Entries already expired are counted and dropped by the database, on its clock (repository.ts).
+      const counts = await repository.importEntries(request.params.kvm, [...byKey.values()], mode);
       for (const result of ["created", "replaced", "skipped"] as const) {
         metrics.importedEntries.inc({ result }, counts[result]);
       }
       return {
         received: body.keyValueEntries.length,
         ...counts,
-        expired: byKey.size - entries.length,
         duplicates: body.keyValueEntries.length - byKey.size,
       };
     },

@@ -7,7 +7,8 @@ import type { Static } from "typebox";
 import { badRequest } from "../errors.ts";
 import { KVM_NAME_PATTERN } from "../config.ts";
 import { bytesFromJson, bytesToJson, decodePageToken, encodePageToken } from "../keys.ts";
-import type { KvmRepository, StoredEntry } from "../repository.ts";
+import type { StoredEntry } from "../repository.ts";
+import type { BulkRepository, SnapshotEnd, SnapshotRange } from "../bulk-repository.ts";
 import type { BulkEntrySchema } from "./schemas.ts";
 
 /** Key and value bytes per page (JSON can be up to six times that: control bytes are written \u0001). */
@@ -55,72 +56,32 @@ function prefixFrom(query: PageQuery): Buffer {
   return Buffer.from(query.prefix ?? "", "utf8");
 }
 
-interface PagePlan {
-  kvm: string;
-  prefix: Buffer;
-  after: Buffer | null;
-  /** How many entries the page holds. */
-  count: number;
-  /** Their sizes (key + value bytes), in key order. */
-  sizes: number[];
-  /** Entries follow the page. */
-  more: boolean;
+/** The snapshot read of one page after the token: bounded in entries (page_size) and bytes (PAGE_MAX_BYTES). */
+function pageRange(kvm: string, query: PageQuery, readBytes: number, whole = false): SnapshotRange {
+  return {
+    kvm,
+    prefix: prefixFrom(query),
+    after: decodePageToken("entry", query.page_token),
+    maxEntries: whole ? Infinity : pageSize(query),
+    maxBytes: whole ? Infinity : PAGE_MAX_BYTES,
+    readBytes,
+  };
 }
 
-/** Decides the page from the entries' sizes alone (values are not read), so it holds to PAGE_MAX_BYTES. */
-async function planPage(repository: KvmRepository, kvm: string, query: PageQuery): Promise<PagePlan> {
-  const size = pageSize(query);
-  const prefix = prefixFrom(query);
-  const after = decodePageToken("entry", query.page_token);
-  const sizes = await repository.listEntrySizes(kvm, prefix, after, size + 1);
-  let count = 0;
-  let bytes = 0;
-  while (count < size && count < sizes.length && (count === 0 || bytes + sizes[count] <= PAGE_MAX_BYTES)) {
-    bytes += sizes[count];
-    count++;
-  }
-  return { kvm, prefix, after, count, sizes: sizes.slice(0, count), more: sizes.length > count };
-}
+const nextToken = (end: SnapshotEnd) =>
+  end.more && end.last !== null ? encodePageToken("entry", end.last) : null;
 
-/**
- * Reads the planned entries. Entries written since the plan are read in key order like any others (the page's
- * token is its last key, so nothing is skipped); when fewer come back, entries were deleted and none follow.
- */
-async function* readPlanned(
-  repository: KvmRepository,
-  plan: PagePlan,
-  entriesPerRead: (from: number) => number,
-): AsyncGenerator<StoredEntry[], { last: Buffer | null; exhausted: boolean }> {
-  let after = plan.after;
-  let read = 0;
-  while (read < plan.count) {
-    const want = entriesPerRead(read);
-    const rows = await repository.listEntries(plan.kvm, plan.prefix, after, want);
-    if (rows.length > 0) after = rows[rows.length - 1].key;
-    read += rows.length;
-    yield rows;
-    if (rows.length < want) return { last: after, exhausted: true };
-  }
-  return { last: after, exhausted: false };
-}
-
-function nextToken(plan: PagePlan, result: { last: Buffer | null; exhausted: boolean }): string | null {
-  if (!plan.more || result.exhausted || result.last === null) return null;
-  return encodePageToken("entry", result.last);
-}
-
-/** One page of live entries after the token, and the token of the next page (null on the last page). */
+/** One page of live entries after the token (read from one snapshot), and the next page's token (null: last). */
 export async function readPage(
-  repository: KvmRepository,
+  bulk: BulkRepository,
   kvm: string,
   query: PageQuery,
 ): Promise<{ entries: StoredEntry[]; next: string | null }> {
-  const plan = await planPage(repository, kvm, query);
   const entries: StoredEntry[] = [];
-  const reads = readPlanned(repository, plan, () => plan.count);
+  const reads = bulk.snapshot(pageRange(kvm, query, PAGE_MAX_BYTES));
   for (;;) {
     const step = await reads.next();
-    if (step.done === true) return { entries, next: nextToken(plan, step.value) };
+    if (step.done === true) return { entries, next: nextToken(step.value) };
     entries.push(...step.value);
   }
 }
@@ -134,41 +95,37 @@ export function bulkJson(e: StoredEntry): Static<typeof BulkEntrySchema> {
 }
 
 /**
- * One export page as a stream of JSON text, reading about EXPORT_READ_BYTES at a time: the service holds one
- * read's entries, never the whole page. The page is planned before the first byte is sent, so a bad token or a
- * database failure still answers with a status; a failure later cuts the response short (invalid JSON).
+ * One export page as a stream of JSON text, read from one snapshot (BulkRepository.snapshot) about
+ * EXPORT_READ_BYTES at a time: the service holds one read's entries, never the whole page. `all`: the page is the
+ * rest of the map, so a whole export is one consistent snapshot. The first read happens before the first byte is
+ * sent, so a bad token or a database failure still answers with a status; a failure later cuts the response
+ * short (invalid JSON).
  */
 export async function exportPage(
-  repository: KvmRepository,
+  bulk: BulkRepository,
   kvm: string,
-  query: PageQuery,
+  query: PageQuery & { all?: boolean },
 ): Promise<Readable> {
-  const plan = await planPage(repository, kvm, query);
-  const { sizes } = plan;
-  const perRead = (from: number) => {
-    let n = 0;
-    let bytes = 0;
-    while (from + n < sizes.length && (n === 0 || bytes + sizes[from + n] <= EXPORT_READ_BYTES)) {
-      bytes += sizes[from + n];
-      n++;
-    }
-    return Math.max(n, 1);
-  };
+  const reads = bulk.snapshot(pageRange(kvm, query, EXPORT_READ_BYTES, query.all === true));
+  const first = await reads.next();
   async function* text(): AsyncGenerator<string> {
-    yield '{"keyValueEntries":[';
-    let first = true;
-    const reads = readPlanned(repository, plan, perRead);
-    for (;;) {
-      const step = await reads.next();
+    // One entry per line: a client can read the text line by line (AdminClient.exportSnapshot) instead of
+    // holding a whole map's JSON; the newlines are JSON whitespace, so the page is one JSON document too.
+    yield '{"keyValueEntries":[\n';
+    let separator = "";
+    for (let step = first; ; step = await reads.next()) {
       if (step.done === true) {
-        yield `],"nextPageToken":${JSON.stringify(nextToken(plan, step.value) ?? "")}}`;
+        yield `],"nextPageToken":${JSON.stringify(nextToken(step.value) ?? "")}}`;
         return;
       }
       for (const entry of step.value) {
-        yield `${first ? "" : ","}${JSON.stringify(bulkJson(entry))}`;
-        first = false;
+        yield `${separator}${JSON.stringify(bulkJson(entry))}\n`;
+        separator = ",";
       }
     }
   }
-  return Readable.from(text());
+  // A response closed early returns the generator, which ends the snapshot's transaction.
+  const stream = Readable.from(text());
+  stream.once("close", () => void reads.return({ last: null, more: false }).catch(() => {}));
+  return stream;
 }

@@ -1,77 +1,13 @@
-// The examples of envoy/plugins/README.md as plain HTTP against a running stack. With GATEWAY_URL
-// (scripts/sandbox-e2e.sh sets it to Envoy) the suite runs against that; without it (`npm test`) it
-// starts the local gateway on envoy/envoy.yaml with an echo upstream and, unless KVM_URL names one,
-// the KVM service in-process on its own database (test/e2e/helpers.ts). KVM_URL and KVM_ADMIN_TOKEN
-// reach the KVM service's admin API for the cluster examples' set-up.
-import { after, before, describe, it } from "node:test";
+// Every example of envoy/plugins/ as its README shows it, in plain HTTP against the gateway or Envoy
+// (test/e2e/stack.ts: GATEWAY_URL, KVM_URL, KVM_ADMIN_TOKEN; without GATEWAY_URL the local gateway
+// on envoy/envoy.yaml). A test per plugin file (outage.json's is in cluster.test.ts); a check that none is missed.
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createEchoServer } from "../../gateway/echo-upstream.ts";
-import { loadGatewayConfig } from "../../gateway/config.ts";
-import { startGateway, type RunningGateway } from "../../gateway/server.ts";
-import { startService, type RunningService } from "./helpers.ts";
+import { adminPut, call, echoed, eventually, run, useStack } from "./stack.ts";
 
-let gateway = process.env.GATEWAY_URL;
-let kvm = process.env.KVM_URL ?? "http://127.0.0.1:8081";
-
-let local: { echo: Server; gateway: RunningGateway } | null = null;
-let service: RunningService | null = null;
-before(async () => {
-  if (gateway !== undefined) return;
-  if (process.env.KVM_URL === undefined) {
-    service = await startService();
-    kvm = `http://${service.address}`;
-  }
-  const root = fileURLToPath(new URL("../../", import.meta.url));
-  const echo = createEchoServer();
-  await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
-  const running = await startGateway(loadGatewayConfig(`${root}envoy/envoy.yaml`), {
-    clusters: {
-      upstream: `127.0.0.1:${(echo.address() as AddressInfo).port}`,
-      kvm_service: new URL(kvm).host,
-    },
-    listen: { ingress: "127.0.0.1:0" },
-    files: { "/etc/envoy/kvm_filter.wasm": `${root}build/kvm_filter.wasm` },
-    log: () => {},
-  });
-  local = { echo, gateway: running };
-  gateway = running.urls.ingress;
-});
-after(async () => {
-  await service?.close();
-  if (local === null) return;
-  await local.gateway.stop();
-  local.echo.closeAllConnections();
-  await new Promise((resolve) => local!.echo.close(resolve));
-});
-
-// The echo upstream answers `METHOD path`, then `name: value` lines, a blank line and the body.
-function echoed(text: string, name: string): string | undefined {
-  const head = text.split("\n\n", 1)[0].split("\n").slice(1);
-  return head.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
-}
-
-async function call(path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
-  const response = await fetch(`${gateway}${path}`, init);
-  return { status: response.status, headers: response.headers, text: await response.text() };
-}
-
-async function adminPut(kvmName: string, key: string, value: string): Promise<void> {
-  const response = await fetch(`${kvm}/admin/v1/kvms/${kvmName}/entries/${encodeURIComponent(key)}`, {
-    method: "PUT",
-    headers: {
-      authorization: `Bearer ${process.env.KVM_ADMIN_TOKEN ?? ""}`,
-      "content-type": "application/json",
-    },
-    body: JSON.stringify({ value }),
-  });
-  assert.ok(response.ok, `admin put ${kvmName}/${key}: ${response.status} ${await response.text()}`);
-}
-
-// Each run uses its own tenant, key and user, so the suite can run twice against one stack.
-const run = `${process.pid}-${Date.now()}`;
+useStack();
 
 describe("envoy/plugins examples", () => {
   it("tenant-settings.json: a tenant's plan into a header, stored from a body field, deleted", async () => {
@@ -116,6 +52,23 @@ describe("envoy/plugins examples", () => {
     assert.equal(echoed(other.text, "x-feature-checkout-v2"), "off");
   });
 
+  it("sessions.json: a session kept 5 s; its user, found by one operation, is the next one's key", async () => {
+    const session = { "x-session": `s-${run}` };
+    await adminPut("user-roles", `ann-${run}`, "admin");
+    const login = await call("/sessions", {
+      method: "POST",
+      headers: { ...session, "x-user": `ann-${run}` },
+    });
+    assert.equal(login.status, 200, login.text);
+    const whoami = () => call("/whoami", { headers: session });
+    const during = await whoami();
+    assert.equal(echoed(during.text, "x-session-user"), `ann-${run}`, "the shared context, as filter state");
+    assert.equal(echoed(during.text, "x-user-role"), "admin", "the cluster get keyed by the shared context");
+    const expired = await eventually(whoami, (a) => echoed(a.text, "x-session-user") === "anonymous", 10);
+    assert.equal(echoed(expired.text, "x-session-user"), "anonymous", "the session's ttl (5 s) ran out");
+    assert.equal(echoed(expired.text, "x-user-role"), "guest");
+  });
+
   it("profiles.json: a JSON body field stored in the KVM service and read back", async () => {
     const user = { "x-user": `ann-${run}` };
     const put = await call(`/profiles/ann-${run}`, {
@@ -126,5 +79,18 @@ describe("envoy/plugins examples", () => {
     assert.equal(put.status, 200, put.text);
     const read = await call(`/profiles/ann-${run}`, { headers: user });
     assert.equal(read.headers.get("x-profile-email"), "ann@example.com");
+  });
+
+  it("covers every file in envoy/plugins/", () => {
+    const dir = fileURLToPath(new URL("../../envoy/plugins/", import.meta.url));
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const titles = readdirSync(here)
+      .filter((f) => f.endsWith(".test.ts"))
+      .map((f) => readFileSync(`${here}${f}`, "utf8"))
+      .join("\n");
+    const tested = new Set([...titles.matchAll(/it\("([a-z-]+\.json):/g)].map((m) => m[1]));
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+      assert.ok(tested.has(file), `no e2e test for envoy/plugins/${file}`);
+    }
   });
 });

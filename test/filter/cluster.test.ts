@@ -1,5 +1,5 @@
 // The cluster policy's callouts as the filter builds them, against cluster handlers that record
-// what they get (the real KVM service is in test/e2e/): the request line and headers, the token
+// what they get (the real KVM service is in cluster-service.test.ts): the request line and headers, the token
 // from the VM's environment, pausing and resuming the request, and what happens to a body that
 // arrives while a callout is out.
 import { describe, it } from "node:test";

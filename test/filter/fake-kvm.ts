@@ -1,6 +1,6 @@
 // An in-process stand-in for the KVM service's data plane (docs/service.md), as a cluster handler:
 // for the memory tests, which send thousands of callouts and need them fast. Behaviour tests use
-// the real service (test/e2e/).
+// the real service (test/filter/cluster-service.test.ts).
 import type { ClusterAnswer, ClusterHandler } from "../../host/index.ts";
 
 export function fakeKvmService(): {

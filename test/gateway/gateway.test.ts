@@ -5,11 +5,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
-import { startGateway, type RunningGateway } from "../../gateway/server.ts";
+import { matchRoute, startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FILES = { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` };
@@ -119,6 +119,73 @@ describe("gateway on envoy/envoy.yaml", () => {
     } finally {
       await down.stop();
     }
+  });
+});
+
+describe("virtual host choice by the Host header", () => {
+  const vh = (name: string, ...domains: string[]) => ({
+    name,
+    domains,
+    routes: [{ name, headers: [], cluster: "c", requestHeadersToAdd: [], enables: [], timeoutMs: 0 }],
+  });
+  const listener = {
+    name: "l",
+    address: "127.0.0.1",
+    port: 0,
+    bufferLimitBytes: 0,
+    filters: [],
+    virtualHosts: [
+      vh("any", "*"),
+      vh("prefix-short", "api.*"),
+      vh("prefix-long", "api.shop.*"),
+      vh("suffix-short", "*.com"),
+      vh("suffix-long", "*.shop.com"),
+      vh("dash", "*-bar.foo.com"),
+      vh("exact", "api.shop.com"),
+    ],
+  };
+  const chosen = (host: string) => virtualHostRoutes(listener, host)?.[0].name;
+  it("takes an exact domain, then the longest suffix wildcard, then the longest prefix one, then *", () => {
+    const cases: [string, string][] = [
+      ["api.shop.com", "exact"],
+      ["API.Shop.com:10000", "exact"],
+      ["www.shop.com", "suffix-long"],
+      ["x.com", "suffix-short"],
+      ["api.shop.org", "prefix-long"],
+      ["api.other.org", "prefix-short"],
+      ["baz-bar.foo.com", "dash"],
+      ["-bar.foo.com", "suffix-short"], // the wildcard does not match the empty string
+      ["example.org", "any"],
+    ];
+    for (const [host, name] of cases) assert.equal(chosen(host), name, host);
+    assert.equal(virtualHostRoutes({ ...listener, virtualHosts: [vh("only", "a.com")] }, "b.com"), null);
+  });
+});
+
+describe("route matching by pseudo-headers", () => {
+  const route = (name: string, header: string, exact: string) => ({
+    name,
+    prefix: "/",
+    headers: [{ name: header, exact }],
+    cluster: "c",
+    requestHeadersToAdd: [],
+    enables: [],
+    timeoutMs: 0,
+  });
+  const routes = [
+    route("put", ":method", "PUT"),
+    route("health", ":path", "/health"),
+    route("shop", ":authority", "shop.example:8080"),
+    route("tls", ":scheme", "https"),
+    route("plain", ":scheme", "http"),
+  ];
+  it("matches :method, :path, :authority (the Host header) and :scheme (http here) like Envoy", () => {
+    const chosen = (method: string, path: string, host: string) =>
+      matchRoute(routes, method, path, { host })?.name;
+    assert.equal(chosen("PUT", "/x", "a"), "put");
+    assert.equal(chosen("GET", "/health", "a"), "health");
+    assert.equal(chosen("GET", "/x", "shop.example:8080"), "shop");
+    assert.equal(chosen("GET", "/x", "other"), "plain", "never https on the gateway");
   });
 });
 
@@ -240,6 +307,33 @@ static_resources:
     } finally {
       await gateway.stop();
     }
+  });
+
+  it("answers 504 when the upstream is silent past the route's timeout; refuses a timeout it cannot read", async () => {
+    const silent = createServer(() => {}); // accepts the request, never answers
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+    const timed = `- name: slow
+                          match: { prefix: "/" }
+                          route: { cluster: backend, timeout: 0.2s }`;
+    const config = parseGatewayConfig(yaml(timed), {});
+    assert.equal(config.listeners[0].virtualHosts[0].routes[0].timeoutMs, 200);
+    const gateway = await startGateway(config, {
+      clusters: { backend: `127.0.0.1:${(silent.address() as AddressInfo).port}` },
+      log: () => {},
+    });
+    try {
+      const res = await fetch(`${gateway.urls.web}/slow`);
+      assert.equal(res.status, 504);
+      assert.equal(await res.text(), "upstream request timeout");
+    } finally {
+      await gateway.stop();
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+    assert.throws(
+      () => parseGatewayConfig(yaml(timed.replace("0.2s", "soon")), {}),
+      /\.routes\[0\]\.route\.timeout: expected a duration such as "15s" or "0\.25s"$/,
+    );
   });
 
   it("refuses a field that would change behaviour, naming its path; accepts the ones that would not", () => {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { TokenSet, bearerToken } from "../../service/auth.ts";
 import { ConfigError, assertAuthConfigured, insecureWarning, loadConfig } from "../../service/config.ts";
+import { recordReliability } from "../reliability/record.ts";
 import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 
 let db: TestDatabase;
@@ -78,6 +79,149 @@ describe("admin plane", () => {
     assert.deepEqual(Object.keys(entry.get.responses["200"].content), ["application/octet-stream"]);
     assert.deepEqual(Object.keys(entry.get.responses["200"].headers), ["etag", "x-kvm-expires-at"]);
     assert.ok(doc.paths["/admin/v1/kvms/{kvm}/import"].post);
+  });
+});
+
+describe("rotation without downtime", () => {
+  /**
+   * A token rotation as operators run it over two replicas: add the new token beside the old one everywhere
+   * (a rolling restart), switch the clients, then drop the old token (another rolling restart). At every step
+   * each replica accepts the token the clients use at that moment; a dropped token is refused, and a data token
+   * never opens the admin plane.
+   */
+  test("every step of a rolling rotation of both planes accepts the tokens in use; retired ones are refused", async () => {
+    const phases = {
+      before: { KVM_DATA_TOKENS: "d-old", KVM_ADMIN_TOKENS: "a-old" },
+      overlap: { KVM_DATA_TOKENS: "d-old,d-new", KVM_ADMIN_TOKENS: "a-old,a-new" },
+      after: { KVM_DATA_TOKENS: "d-new", KVM_ADMIN_TOKENS: "a-new" },
+    };
+    const replicas: Record<keyof typeof phases, TestApp> = {
+      before: await startTestApp(db.url, { KVM_INSECURE: "0", ...phases.before }),
+      overlap: await startTestApp(db.url, { KVM_INSECURE: "0", ...phases.overlap }),
+      after: await startTestApp(db.url, { KVM_INSECURE: "0", ...phases.after }),
+    };
+    let cases = 0;
+    const expect = async (replica: TestApp, token: string, plane: "data" | "admin", status: number) => {
+      const url = plane === "data" ? entryUrl("rotation", "k") : "/admin/v1/kvms";
+      const res = await replica.app.inject({
+        method: "GET",
+        url,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      // 404: the data-plane request passed authentication (the entry does not exist).
+      assert.equal(res.statusCode, status, `${token} on ${plane}`);
+      cases++;
+    };
+    try {
+      // Step 1, replicas restarting one by one: clients still on the old tokens reach both kinds.
+      for (const r of [replicas.before, replicas.overlap]) {
+        await expect(r, "d-old", "data", 404);
+        await expect(r, "a-old", "admin", 200);
+        await expect(r, "a-old", "data", 404);
+      }
+      // Step 2, every replica overlapping: clients switch one by one, both tokens work.
+      for (const token of ["d-old", "d-new"]) await expect(replicas.overlap, token, "data", 404);
+      for (const token of ["a-old", "a-new"]) await expect(replicas.overlap, token, "admin", 200);
+      // Step 3, replicas restarting with only the new tokens: the clients (now on them) reach both kinds.
+      for (const r of [replicas.overlap, replicas.after]) {
+        await expect(r, "d-new", "data", 404);
+        await expect(r, "a-new", "admin", 200);
+      }
+      // Retired tokens are refused once gone; a data token is never an admin token.
+      await expect(replicas.after, "d-old", "data", 401);
+      await expect(replicas.after, "a-old", "admin", 401);
+      for (const r of Object.values(replicas)) {
+        await expect(r, "d-old", "admin", 401);
+        await expect(r, "d-new", "admin", 401);
+      }
+    } finally {
+      for (const r of Object.values(replicas)) await r.close();
+    }
+    recordReliability({
+      area: "security",
+      name: "token rotation without downtime (data and admin planes, rolling over replicas)",
+      cases,
+      result: "tokens in use accepted at every step; retired and data tokens refused on admin",
+    });
+  });
+});
+
+describe("operations endpoints", () => {
+  test("KVM_METRICS_TOKENS: /metrics wants that token or an admin one; open without it (the default)", async () => {
+    const guarded = await startTestApp(db.url, {
+      KVM_INSECURE: "0",
+      KVM_DATA_TOKENS: "d",
+      KVM_ADMIN_TOKENS: "a",
+      KVM_METRICS_TOKENS: "scrape-1,scrape-2",
+    });
+    const cases: [string | undefined, number][] = [
+      [undefined, 401],
+      ["Bearer d", 401],
+      ["Bearer wrong", 401],
+      ["Bearer scrape-1", 200],
+      ["Bearer scrape-2", 200],
+      ["Bearer a", 200],
+    ];
+    try {
+      for (const [authorization, status] of cases) {
+        const res = await guarded.app.inject({
+          method: "GET",
+          url: "/metrics",
+          headers: authorization === undefined ? {} : { authorization },
+        });
+        assert.equal(res.statusCode, status, String(authorization));
+        if (status === 200) assert.match(res.body, /kvm_http_requests_total/);
+        else assert.equal(res.json().error, "unauthorized");
+      }
+      const doc = (await guarded.app.inject({ method: "GET", url: "/docs/json" })).json();
+      assert.deepEqual(doc.paths["/metrics"].get.security, [{ bearer: [] }]);
+    } finally {
+      await guarded.close();
+    }
+    // The shared app has no KVM_METRICS_TOKENS: open, as the test above ("need no token") shows.
+    assert.equal((await call("GET", "/metrics")).statusCode, 200);
+    recordReliability({
+      area: "security",
+      name: "/metrics behind KVM_METRICS_TOKENS",
+      cases: cases.length + 1,
+      result: "401 without its token (data tokens refused), 200 with it or an admin token; open by default",
+    });
+  });
+
+  test("/readyz shows the database driver's error only to an admin token", async () => {
+    // Nothing listens on port 1: the driver's error names the address (ECONNREFUSED 127.0.0.1:1).
+    const down = await startTestApp(
+      "postgres://postgres@127.0.0.1:1/none",
+      { KVM_INSECURE: "0", KVM_DATA_TOKENS: "d", KVM_ADMIN_TOKENS: "a", KVM_METRICS_TOKENS: "m" },
+      { migrate: false },
+    );
+    const credentials = [undefined, "Bearer d", "Bearer m", "Bearer wrong", "Basic YTo="];
+    try {
+      for (const authorization of credentials) {
+        const res = await down.app.inject({
+          method: "GET",
+          url: "/readyz",
+          headers: authorization === undefined ? {} : { authorization },
+        });
+        assert.equal(res.statusCode, 503);
+        assert.deepEqual(res.json(), { error: "unavailable", message: "the database is unavailable" });
+        assert.doesNotMatch(res.body, /ECONNREFUSED|127\.0\.0\.1/);
+      }
+      const admin = await down.app.inject({
+        method: "GET",
+        url: "/readyz",
+        headers: { authorization: "Bearer a" },
+      });
+      assert.match(admin.json().message, /^database unreachable: .*ECONNREFUSED/);
+    } finally {
+      await down.close();
+    }
+    recordReliability({
+      area: "security",
+      name: "/readyz without the database error text unless an admin token",
+      cases: credentials.length + 1,
+      result: "status only for anonymous, data, metrics and bad credentials; details for admin",
+    });
   });
 });
 

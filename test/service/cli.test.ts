@@ -15,6 +15,7 @@ import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { batches } from "../../service/cli/bulk.ts";
 import { embeddedPostgresUnavailable, freePort } from "../../service/embedded-postgres.ts";
@@ -101,29 +102,33 @@ describe("migrate", () => {
     assert.equal(pending.code, 3, pending.stderr);
     assert.equal(
       pending.stdout,
-      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-log\n",
+      "pending  0001_create-kvm-data\npending  0002_kvm-data-expiry-index\npending  0003_kvm-data-change-log\n" +
+        "pending  0004_kvm-data-key-id\n",
     );
     const up = await runCli(["migrate", "up"], { DATABASE_URL: url });
     assert.equal(up.code, 0, up.stderr);
     assert.equal(
       up.stdout,
-      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-log\n",
+      "applied: 0001_create-kvm-data, 0002_kvm-data-expiry-index, 0003_kvm-data-change-log, 0004_kvm-data-key-id\n",
     );
     assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).stdout, "schema is current\n");
     const current = await runCli(["migrate", "status"], { DATABASE_URL: url });
     assert.equal(current.code, 0);
     const down = await runCli(["migrate", "down"], { DATABASE_URL: url });
-    assert.equal(down.stdout, "reverted: 0003_kvm-data-change-log\n");
+    assert.equal(down.stdout, "reverted: 0004_kvm-data-key-id\n");
 
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     await client.query("INSERT INTO kvm_data (kvm_name, key, value) VALUES ('m', '\\x6b', '\\x76')");
     await client.end();
     assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: url })).code, 0);
-    // 0003 and 0002 go, 0001 refuses: the output still says what was reverted.
-    const refused = await runCli(["migrate", "down", "--count", "3"], { DATABASE_URL: url });
+    // 0004, 0003 and 0002 go, 0001 refuses: the output still says what was reverted.
+    const refused = await runCli(["migrate", "down", "--count", "4"], { DATABASE_URL: url });
     assert.equal(refused.code, 1);
-    assert.equal(refused.stdout, "reverted: 0003_kvm-data-change-log, 0002_kvm-data-expiry-index\n");
+    assert.equal(
+      refused.stdout,
+      "reverted: 0004_kvm-data-key-id, 0003_kvm-data-change-log, 0002_kvm-data-expiry-index\n",
+    );
     assert.match(refused.stderr, /kvm_data still holds entries .*migrate down --drop-data/);
     const dropped = await runCli(["migrate", "down", "--drop-data"], { DATABASE_URL: url });
     assert.equal(dropped.code, 0, dropped.stderr);
@@ -179,6 +184,13 @@ describe("service and kvm commands", () => {
     const missing = await kvm(["get", "cli", "greeting"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such entry .*\(404 not_found\)/);
+  });
+
+  test("the start-up log says values are stored in plaintext (the default)", () => {
+    assert.match(
+      service.logs(),
+      /"msg":"values are stored in PLAINTEXT in PostgreSQL \(set KVM_ENCRYPTION_KEYS/,
+    );
   });
 
   test("maps and keys named . and .. are reached as they are (issue 12 #15)", async () => {
@@ -507,6 +519,72 @@ test("import batches are bounded by entry count and by bytes", () => {
     [...batches(entries.slice(0, 2), 1000, 10)].map((b) => b.length),
     [1, 1],
   );
+});
+
+test("with KVM_ENCRYPTION_KEYS the service encrypts and says so (key id only); kvm reencrypt moves older rows to the key", async () => {
+  const dbUrl = await db.createSibling();
+  assert.equal((await runCli(["migrate", "up"], { DATABASE_URL: dbUrl })).code, 0);
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  // Rows from before encryption (plaintext), and one under a key this service does not have.
+  await client.query(
+    `INSERT INTO kvm_data (kvm_name, key, value)
+     SELECT 'old', convert_to('k' || i, 'UTF8'), convert_to('v' || i, 'UTF8') FROM generate_series(1, 25) i`,
+  );
+  await client.query("INSERT INTO kvm_data (kvm_name, key, value, key_id) VALUES ('lost', 'k', 'x', 'gone')");
+  const key = randomBytes(32).toString("base64");
+  const service = await startServiceProcess({
+    DATABASE_URL: dbUrl,
+    KVM_INSECURE: "1",
+    KVM_ENCRYPTION_KEYS: `prod-1:${key}`,
+  });
+  try {
+    assert.match(
+      service.logs(),
+      /"msg":"values are encrypted at rest with AES-256-GCM under key \\"prod-1\\"/,
+    );
+    const put = await fetch(`${service.url}/v1/kvms/enc/entries/k`, { method: "PUT", body: "secret" });
+    assert.equal(put.status, 201);
+    assert.equal(await (await fetch(`${service.url}/v1/kvms/enc/entries/k`)).text(), "secret");
+    const row = (await client.query("SELECT key_id, value FROM kvm_data WHERE kvm_name = 'enc'")).rows[0];
+    assert.equal(row.key_id, "prod-1");
+    assert.equal(row.value.includes(Buffer.from("secret")), false);
+
+    const reencrypt = () => runCli(["kvm", "--url", service.url, "reencrypt", "--batch-size", "10"]);
+    const first = await reencrypt();
+    assert.equal(first.code, 1);
+    assert.equal(
+      first.stdout,
+      're-encrypted 25 rows to key "prod-1"; 0 rewritten by writers meanwhile; 1 could not be decrypted\n',
+    );
+    assert.equal(
+      first.stderr,
+      "envoy-kvm: 1 rows could not be decrypted (maps: lost): give the service the key they were written with " +
+        "(KVM_ENCRYPTION_KEYS) and run reencrypt again\n",
+    );
+    const keyIds = await client.query(
+      "SELECT key_id, count(*)::int AS n FROM kvm_data GROUP BY 1 ORDER BY 1",
+    );
+    assert.deepEqual(keyIds.rows, [
+      { key_id: "gone", n: 1 },
+      { key_id: "prod-1", n: 26 },
+    ]);
+    assert.equal(await (await fetch(`${service.url}/v1/kvms/old/entries/k7`)).text(), "v7");
+    // Run again (as after an interruption), the unreadable row gone: nothing is left to do.
+    await client.query("DELETE FROM kvm_data WHERE kvm_name = 'lost'");
+    const again = await reencrypt();
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(
+      again.stdout,
+      're-encrypted 0 rows to key "prod-1"; 0 rewritten by writers meanwhile; 0 could not be decrypted\n',
+    );
+  } finally {
+    await client.end();
+    service.child.kill("SIGTERM");
+    await service.exited;
+  }
+  assert.equal(service.logs().includes(key), false);
+  assert.equal(service.logs().includes("secret"), false);
 });
 
 test("a second SIGTERM during shutdown exits 1 at once (not killed by the signal)", async () => {

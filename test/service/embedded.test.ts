@@ -102,7 +102,8 @@ test(
       assert.equal(code, 0, stderr);
       assert.equal(
         stdout,
-        "applied  0001_create-kvm-data\napplied  0002_kvm-data-expiry-index\napplied  0003_kvm-data-change-log\n",
+        "applied  0001_create-kvm-data\napplied  0002_kvm-data-expiry-index\napplied  0003_kvm-data-change-log\n" +
+          "applied  0004_kvm-data-key-id\n",
       );
       assert.match(
         stderr,

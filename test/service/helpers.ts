@@ -2,7 +2,7 @@
 // the server DATABASE_URL points at, dropped at the end), or, without DATABASE_URL, its own embedded
 // PostgreSQL in a temporary folder. Apps are built in-process with buildApp().
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -157,3 +157,27 @@ export const entryUrl = (kvm: string, key: string | Buffer) =>
       ? encodeURIComponent(key)
       : [...key].map((b) => `%${b.toString(16).padStart(2, "0")}`).join("")
   }`;
+
+/** Whether a process group (a server started in its own group, as a terminal would) still has a process. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose command line mentions `needle` (the postmaster has its data folder on its command line). */
+export function processesMentioning(needle: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

@@ -64,6 +64,7 @@ test("the migrations this build knows, in order", () => {
     "0001_create-kvm-data",
     "0002_kvm-data-expiry-index",
     "0003_kvm-data-change-log",
+    "0004_kvm-data-key-id",
   ]);
 });
 
@@ -91,10 +92,10 @@ describe("0001_create-kvm-data", () => {
     await migrateUp(url);
     await insert(url, "kept");
     await assert.rejects(
-      migrateDown(url, 3),
+      migrateDown(url, 4),
       /kvm_data still holds entries .*envoy-kvm migrate down --drop-data/,
     );
-    // Only 0003 and 0002 were reverted; 0001 and the entry are still there.
+    // Only 0004, 0003 and 0002 were reverted; 0001 and the entry are still there.
     assert.deepEqual(await rows(url), ["kept=v"]);
     assert.deepEqual((await withClient(url, (c) => migrationStatus(c))).applied, ["0001_create-kvm-data"]);
 
@@ -175,7 +176,7 @@ describe("0003_kvm-data-change-log", () => {
     const url = await db.createSibling();
     await migrateUp(url, 2);
     await insert(url, "kept-1");
-    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0003_kvm-data-change-log"]);
     await withClient(url, (c) => c.query(upSql("0003_kvm-data-change-log")));
     const triggers = () =>
       withClient(url, async (c) =>
@@ -195,16 +196,56 @@ describe("0003_kvm-data-change-log", () => {
     await withClient(url, (c) => c.query("UPDATE kvm_data SET value = 'x'"));
     assert.deepEqual(await rows(url), ["kept-2=x"]);
 
-    assert.deepEqual(await migrateUp(url), ["0003_kvm-data-change-log"]);
+    assert.deepEqual(await migrateUp(url, 1), ["0003_kvm-data-change-log"]);
     assert.deepEqual(await triggers(), ["kvm_data_log_change", "kvm_data_log_truncate"]);
     assert.deepEqual(await rows(url), ["kept-2=x"]);
+  });
+});
+
+describe("0004_kvm-data-key-id", () => {
+  const column = (url: string) =>
+    withClient(
+      url,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'kvm_data' AND column_name = 'key_id'",
+          )
+        ).rows.length === 1,
+    );
+
+  test("up adds key_id (plaintext rows stay NULL), re-runs, down refuses while rows are encrypted, then goes", async () => {
+    const url = await db.createSibling();
+    await migrateUp(url, 3);
+    await insert(url, "plain");
+    assert.deepEqual(await migrateUp(url), ["0004_kvm-data-key-id"]);
+    await withClient(url, (c) => c.query(upSql("0004_kvm-data-key-id")));
+    assert.equal(await column(url), true);
+    const keyIds = () =>
+      withClient(url, async (c) =>
+        (await c.query("SELECT key_id FROM kvm_data ORDER BY key")).rows.map((r) => r.key_id),
+      );
+    assert.deepEqual(await keyIds(), [null]);
+
+    await withClient(url, (c) => c.query("UPDATE kvm_data SET key_id = 'k1'"));
+    await assert.rejects(
+      migrateDown(url, 1),
+      /holds encrypted values .*KVM_ENCRYPTION_ACTIVE_KEY=plaintext, then envoy-kvm kvm reencrypt/,
+    );
+    assert.equal(await column(url), true);
+    await withClient(url, (c) => c.query("UPDATE kvm_data SET key_id = NULL"));
+    assert.deepEqual(await migrateDown(url, 1), ["0004_kvm-data-key-id"]);
+    assert.equal(await column(url), false);
+    assert.deepEqual(await rows(url), ["plain=v"]);
+    assert.deepEqual(await migrateUp(url), ["0004_kvm-data-key-id"]);
+    assert.deepEqual(await keyIds(), [null]);
   });
 });
 
 describe("schema gate", () => {
   test("migrate up on a current schema applies nothing", async () => {
     const url = await db.createSibling();
-    assert.equal((await migrateUp(url)).length, 3);
+    assert.equal((await migrateUp(url)).length, 4);
     assert.deepEqual(await migrateUp(url), []);
   });
 
@@ -214,7 +255,7 @@ describe("schema gate", () => {
     let status = await withClient(url, (c) => migrationStatus(c));
     assert.deepEqual(status, {
       applied: ["0001_create-kvm-data"],
-      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-log"],
+      pending: ["0002_kvm-data-expiry-index", "0003_kvm-data-change-log", "0004_kvm-data-key-id"],
       unknown: [],
     });
     assert.match(

@@ -7,7 +7,9 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { isDatabaseUnavailable } from "../../service/db.ts";
+import { serializeError } from "../../service/app.ts";
+import { loadConfig } from "../../service/config.ts";
+import { createPool, isDatabaseUnavailable } from "../../service/db.ts";
 import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 import { TcpProxy, blackHole } from "./tcp-proxy.ts";
 
@@ -306,6 +308,36 @@ describe("/readyz details (issue 12 #11)", () => {
       assert.match(detailed.json().message, /pending migrations: 0001_create-kvm-data/);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe("an idle connection the server ends", () => {
+  test("is logged without the data or the pg client's internals (its cancel key)", async () => {
+    const errors: Error[] = [];
+    const pool = createPool(db.url, loadConfig({ DATABASE_URL: db.url, KVM_INSECURE: "1" }), (err) =>
+      errors.push(err),
+    );
+    try {
+      const client = await pool.connect();
+      const pid = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      client.release(); // idle in the pool
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      try {
+        await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+      } finally {
+        await admin.end();
+      }
+      for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(errors.length, 1);
+      assert.ok("client" in errors[0], "pg-pool hangs the client on the error");
+      const logged = serializeError(errors[0]);
+      assert.equal(logged.code, "57P01");
+      assert.equal(logged.client, undefined);
+      assert.doesNotMatch(JSON.stringify(logged), /secretKey|connectionParameters/);
+    } finally {
+      await pool.end();
     }
   });
 });

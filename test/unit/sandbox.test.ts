@@ -23,6 +23,9 @@ const PINNED = /:v?\d+\.\d+\.\d+(?:-[a-z0-9.]+)*$/;
 const PINNED_POSTGRES = /^postgres:\d+\.\d+(?:-[a-z0-9.]+)*$/;
 const pinned = (image: string) => (image.startsWith("postgres:") ? PINNED_POSTGRES : PINNED).test(image);
 
+// The cluster nothing serves: the e2e suite's KVM service outage, under Docker as in the local gateway.
+const DOWN_CLUSTER = "kvm_service_down";
+
 const endpointsOf = (name: string): { address: string; port_value: number }[] =>
   envoy.static_resources.clusters
     .find((c: any) => c.name === name)
@@ -68,6 +71,7 @@ describe("docker-compose.yml", () => {
 
   it("runs a service for each cluster envoy.yaml names, on the port it names", () => {
     for (const cluster of clusterNames) {
+      if (cluster === DOWN_CLUSTER) continue;
       for (const { address, port_value } of endpointsOf(cluster)) {
         const service = services[address];
         assert.ok(service, `cluster ${cluster} points at ${address}, which is not a service`);
@@ -78,6 +82,14 @@ describe("docker-compose.yml", () => {
         assert.equal(String(port), String(port_value), `cluster ${cluster}`);
       }
     }
+  });
+
+  it(`points ${DOWN_CLUSTER} (envoy/plugins/outage.json) at a service, on a port it does not serve`, () => {
+    const [{ address, port_value }] = endpointsOf(DOWN_CLUSTER);
+    const service = services[address];
+    assert.ok(service, `cluster ${DOWN_CLUSTER} points at ${address}, which is not a service`);
+    assert.notEqual(String(service.environment?.PORT), String(port_value));
+    assert.ok(!(service.ports ?? []).some((p: string) => p.endsWith(`:${port_value}`)));
   });
 
   it("starts in order and reports ready: healthchecks everywhere, migrations once before the service", () => {
@@ -146,6 +158,23 @@ describe("scripts/sandbox-*.sh", () => {
     assert.match(e2e, /trap finish EXIT/);
     assert.match(e2e, /docker compose logs/);
     assert.match(e2e, /scripts\/sandbox-down\.sh/);
+  });
+
+  it("runs every e2e file against Envoy with what test/e2e/stack.ts reads from the environment", () => {
+    const e2e = readFileSync(`${root}scripts/sandbox-e2e.sh`, "utf8");
+    const stack = readFileSync(`${root}test/e2e/stack.ts`, "utf8");
+    assert.match(e2e, / test\/e2e\/\*\.test\.ts$/m, "all the files npm test runs, no list to drift");
+    const published = (service: string, port: number) =>
+      (services[service].ports as string[]).includes(`127.0.0.1:${port}:${port}`);
+    assert.match(e2e, /GATEWAY_URL=http:\/\/127\.0\.0\.1:10000 /);
+    assert.ok(published("envoy", 10000));
+    assert.match(e2e, /KVM_URL=http:\/\/127\.0\.0\.1:8081 /);
+    assert.ok(published("kvm-service", 8081));
+    // KVM_ADMIN_TOKEN comes from .sandbox/env, exported (set -a) before the run.
+    assert.match(e2e, /set -a\n.*\n\. \.sandbox\/env\nset \+a\n/);
+    for (const name of ["GATEWAY_URL", "KVM_URL", "KVM_ADMIN_TOKEN"]) {
+      assert.ok(stack.includes(`process.env.${name}`), `test/e2e/stack.ts reads ${name}`);
+    }
   });
 });
 /* eslint-enable @typescript-eslint/no-explicit-any */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { LogLevel, ManualClock } from "../../host/index.ts";
 import { entryUrl } from "../service/helpers.ts";
-import { op, send, startKvm } from "../filter/support.ts";
+import { op, send, startKvm } from "./support.ts";
 import {
   closedAddress,
   countingCluster,
@@ -14,7 +14,7 @@ import {
   startService,
   stubServer,
   type RunningService,
-} from "./helpers.ts";
+} from "../e2e/helpers.ts";
 
 let service: RunningService;
 before(async () => {
