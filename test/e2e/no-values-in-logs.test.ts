@@ -4,7 +4,7 @@
 // component is captured: the service's logger at trace level, the gateway's access log, every wasm log
 // line at every level. Then none of the values (nor their base64 or hex) may appear in those lines, in the
 // body of any error answer, in the service's /metrics or in the filter's stats.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
@@ -20,55 +20,57 @@ import { createTestDatabase, startTestApp, type TestApp, type TestDatabase } fro
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAX_VALUE_BYTES = 4096;
 
-const serviceLines: string[] = [];
-const gatewayLines: string[] = [];
-let db: TestDatabase;
-let service: TestApp;
-let kvm: string;
-let echo: Server;
-let gateway: RunningGateway;
-let ingress: string;
+interface Stack {
+  serviceLines: string[];
+  gatewayLines: string[];
+  db: TestDatabase;
+  service: TestApp;
+  kvm: string;
+  echo: Server;
+  gateway: RunningGateway;
+  ingress: string;
+}
 
-before(async () => {
-  db = await createTestDatabase();
+async function startStack(env: Record<string, string>): Promise<Stack> {
+  const serviceLines: string[] = [];
+  const gatewayLines: string[] = [];
+  const db = await createTestDatabase();
   const sink = new Writable({
     write(chunk, _encoding, done) {
       serviceLines.push(String(chunk));
       done();
     },
   });
-  service = await startTestApp(
+  const service = await startTestApp(
     db.url,
-    { KVM_MAX_VALUE_BYTES: String(MAX_VALUE_BYTES) },
+    { KVM_MAX_VALUE_BYTES: String(MAX_VALUE_BYTES), ...env },
     { logger: { level: "trace", stream: sink } },
   );
   await service.app.listen({ host: "127.0.0.1", port: 0 });
-  kvm = `127.0.0.1:${(service.app.server.address() as AddressInfo).port}`;
-  echo = createEchoServer();
+  const kvm = `127.0.0.1:${(service.app.server.address() as AddressInfo).port}`;
+  const echo = createEchoServer();
   await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
-  gateway = await startGateway(loadGatewayConfig(`${ROOT}envoy/envoy.yaml`, {}), {
+  const gateway = await startGateway(loadGatewayConfig(`${ROOT}envoy/envoy.yaml`, {}), {
     clusters: { upstream: `127.0.0.1:${(echo.address() as AddressInfo).port}`, kvm_service: kvm },
     listen: { ingress: "127.0.0.1:0" },
     files: { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` },
     log: (line) => gatewayLines.push(line),
     wasmLogLevel: 0,
   });
-  ingress = gateway.urls.ingress;
-});
-after(async () => {
-  await gateway?.stop();
-  echo?.closeAllConnections();
-  await new Promise((resolve) => echo?.close(resolve));
-  await service?.close();
-  await db?.drop();
-});
+  return { serviceLines, gatewayLines, db, service, kvm, echo, gateway, ingress: gateway.urls.ingress };
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  await stack.gateway.stop();
+  stack.echo.closeAllConnections();
+  await new Promise((resolve) => stack.echo.close(resolve));
+  await stack.service.close();
+  await stack.db.drop();
+}
 
 // A value nothing else in a run contains: a fixed prefix no log line has, then random hex.
-const written: string[] = [];
 function value(): string {
-  const v = `Vq${randomBytes(6).toString("hex")}`;
-  written.push(v);
-  return v;
+  return `Vq${randomBytes(6).toString("hex")}`;
 }
 
 interface Answer {
@@ -79,8 +81,6 @@ interface Answer {
   /** The values this request wrote. */
   values: string[];
 }
-const answers: Answer[] = [];
-
 const json = { "content-type": "application/json" };
 const text = { "content-type": "text/plain" };
 
@@ -162,8 +162,8 @@ const STEPS: Step[] = [
   ["service", "GET", "/admin/v1/kvms/imp/export", 200, {}],
 ];
 
-async function run([to, method, path, status, headers, body]: Step): Promise<Answer> {
-  const base = to === "gateway" ? ingress : `http://${kvm}`;
+async function run(stack: Stack, [to, method, path, status, headers, body]: Step): Promise<Answer> {
+  const base = to === "gateway" ? stack.ingress : `http://${stack.kvm}`;
   const values: string[] = [];
   const fresh = (text: string) => text.replaceAll(v, () => values[values.push(value()) - 1]);
   const res = await fetch(`${base}${fresh(path)}`, {
@@ -173,49 +173,88 @@ async function run([to, method, path, status, headers, body]: Step): Promise<Ans
   });
   const what = `${to} ${method} ${path}`;
   const answer = { what, status: res.status, headers: res.headers, body: await res.text(), values };
-  answers.push(answer);
   if (status !== 0) assert.equal(answer.status, status, `${answer.what}: ${answer.body}`);
   return answer;
 }
 
-describe("values never in logs, error bodies or metric labels", () => {
-  it("a full run through the gateway and the service leaves no value it wrote anywhere but in the data", async () => {
-    for (const step of STEPS) await run(step);
-    // The values were written: the reads return them.
-    assert.ok(answers[1].body.includes(answers[0].values[0]), answers[1].body);
-    assert.equal(answers[8].headers.get("x-profile-email"), answers[7].values[0]);
+/** The run, then every place a value must not be in: the leaks found there. */
+async function leaksOfRun(
+  stack: Stack,
+  secrets: string[],
+): Promise<{ values: number; places: number; leaks: string[] }> {
+  const answers: Answer[] = [];
+  for (const step of STEPS) answers.push(await run(stack, step));
+  // The values were written: the reads return them.
+  assert.ok(answers[1].body.includes(answers[0].values[0]), answers[1].body);
+  assert.equal(answers[8].headers.get("x-profile-email"), answers[7].values[0]);
 
-    // Everything a value must not be in.
-    const metrics = await (await fetch(`http://${kvm}/metrics`)).text();
-    const stats = [...gateway.plugins.values()].flatMap((p) => p.getMetrics().map((m) => m.name));
-    const places: [string, string][] = [
-      ["service log", serviceLines.join("")],
-      ["gateway log (access log and wasm logs)", gatewayLines.join("\n")],
-      ...answers
-        .filter((a) => a.status >= 400)
-        .map((a): [string, string] => [`error body of ${a.what} (${a.status})`, a.body]),
-      ["service /metrics", metrics],
-      ["filter stats", stats.join("\n")],
-    ];
-    // The capture works: each place holds what it should.
-    assert.ok(serviceLines.length > 20 && gatewayLines.some((l) => l.includes("wasm log")), "logs captured");
-    assert.ok(
-      answers.filter((a) => a.status >= 400).length >= 12 && metrics.includes("kvm_") && stats.length > 0,
-    );
-    const leaks: string[] = [];
-    for (const v of written) {
-      const forms = [v, Buffer.from(v).toString("base64").slice(0, 12), Buffer.from(v).toString("hex")];
-      for (const [place, text] of places)
-        if (forms.some((form) => text.includes(form)))
-          leaks.push(`${v} in the ${place}: ${excerpt(text, v)}`);
+  const metrics = await (await fetch(`http://${stack.kvm}/metrics`)).text();
+  const stats = [...stack.gateway.plugins.values()].flatMap((p) => p.getMetrics().map((m) => m.name));
+  const errors = answers.filter((a) => a.status >= 400);
+  const places: [string, string][] = [
+    ["service log", stack.serviceLines.join("")],
+    ["gateway log (access log and wasm logs)", stack.gatewayLines.join("\n")],
+    ...errors.map((a): [string, string] => [`error body of ${a.what} (${a.status})`, a.body]),
+    ["service /metrics", metrics],
+    ["filter stats", stats.join("\n")],
+  ];
+  // The capture works: each place holds what it should.
+  assert.ok(stack.serviceLines.length > 20, "service log captured");
+  assert.ok(
+    stack.gatewayLines.some((l) => l.includes("wasm log")),
+    "wasm logs captured",
+  );
+  assert.ok(errors.length >= 12 && metrics.includes("kvm_") && stats.length > 0);
+  const written = answers.flatMap((a) => a.values);
+  const leaks: string[] = [];
+  for (const v of [...written, ...secrets]) {
+    const forms = [v, Buffer.from(v).toString("base64").slice(0, 12), Buffer.from(v).toString("hex")];
+    for (const [place, text] of places)
+      if (forms.some((form) => text.includes(form))) leaks.push(`${v} in the ${place}: ${excerpt(text, v)}`);
+  }
+  return { values: written.length, places: places.length, leaks };
+}
+
+describe("values never in logs, error bodies or metric labels", () => {
+  it("a full run through the gateway and the service, values in plaintext at rest", async () => {
+    const stack = await startStack({});
+    try {
+      const { values, places, leaks } = await leaksOfRun(stack, []);
+      assert.deepEqual(leaks, []);
+      recordReliability({
+        area: "security",
+        name: "values never in logs, error bodies or metric labels (full run: gateway, filter on both policies, service)",
+        cases: values,
+        result: `0 of ${values} values found in ${places} captured places`,
+      });
+    } finally {
+      await stopStack(stack);
     }
-    assert.deepEqual(leaks, []);
-    recordReliability({
-      area: "security",
-      name: "values never in logs, error bodies or metric labels (full run: gateway, filter on both policies, service)",
-      cases: written.length,
-      result: `0 of ${written.length} values found in ${places.length} captured places`,
-    });
+  });
+
+  it("the same with values encrypted at rest: no value and no key material anywhere either", async () => {
+    const key = randomBytes(32).toString("hex");
+    const stack = await startStack({ KVM_ENCRYPTION_KEYS: `k1:${key}`, KVM_ENCRYPTION_ACTIVE_KEY: "k1" });
+    try {
+      const { values, places, leaks } = await leaksOfRun(stack, [
+        key,
+        Buffer.from(key, "hex").toString("base64"),
+      ]);
+      assert.deepEqual(leaks, []);
+      // Encryption is on: none of the five entries the run leaves is in plaintext.
+      const rows = await stack.service.pool.query(
+        "SELECT count(*)::int AS all, count(*) FILTER (WHERE key_id IS NULL)::int AS plain FROM kvm_data",
+      );
+      assert.ok(rows.rows[0].all === 5 && rows.rows[0].plain === 0, JSON.stringify(rows.rows[0]));
+      recordReliability({
+        area: "security",
+        name: "values and keys never in logs, error bodies or metric labels, values encrypted at rest (same run)",
+        cases: values,
+        result: `0 of ${values} values and 0 key material found in ${places} captured places`,
+      });
+    } finally {
+      await stopStack(stack);
+    }
   });
 });
 
