@@ -125,7 +125,14 @@ async function campaign(inputs: { name: string; bytes: Buffer }[]): Promise<Map<
       assert.fail(`${input.name}: ${why} (input in ${keepFailure("gateway", input.name, input.bytes)})`);
     statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
   }
-  // The gateway is still whole: a plain request goes through the filter and the VMs still run.
+  // No VM of any filter failed (a trap fails the VM), and the gateway is still whole: a plain request
+  // goes through the filter.
+  for (const [name, plugin] of gateway.plugins)
+    assert.deepEqual(
+      plugin.workers.map((w) => w.failed),
+      plugin.workers.map(() => false),
+      `a VM of ${name} failed`,
+    );
   const plain = await exchange(
     port,
     serialize({
