@@ -184,6 +184,10 @@ export function answerError(service: KvmService, answer: CalloutAnswer): OpError
       "the KVM service refused the token (" + status.toString() + "); check kvm_service.token_env",
     );
   }
+  if (status == 413) {
+    // The service's limit (KVM_MAX_VALUE_BYTES) may be below the filter's: still the client's value.
+    return new OpError(400, "value_too_large", "the value is larger than the KVM service accepts (413)");
+  }
   if (status == INVALID_STATUS)
     return new OpError(503, "kvm_service_error", "the KVM service answered without a valid :status");
   return new OpError(503, "kvm_service_error", "the KVM service answered " + status.toString());

@@ -5,13 +5,14 @@
 // what the gateway does not model is listed in docs/gateway.md.
 import { existsSync } from "node:fs";
 import {
+  STATUS_CODES,
   createServer,
   request as httpRequest,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import {
   endpointHandler,
   startPlugin,
@@ -36,11 +37,16 @@ export interface GatewayOptions {
   workers?: number;
   /** One line per request, and start-up notes. Default: stdout. */
   log?: (line: string) => void;
+  /** The lowest wasm log level written to `log` (0 trace … 5 critical), like Envoy's
+   * `--component-log-level wasm:<level>`; default 2 (info). */
+  wasmLogLevel?: number;
 }
 
 export interface RunningGateway {
   /** Listener name → the URL it serves. */
   urls: Record<string, string>;
+  /** Every listener's wasm filters by name: their stats (Envoy's /stats) and logs. */
+  plugins: Map<string, Plugin>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +69,16 @@ function hostPort(value: string, what: string): { address: string; port: number 
   return { address: value.slice(0, at), port };
 }
 
+// The request target as Envoy's HTTP/1 codec takes it: an absolute URL (absolute-form, RFC 9112 3.2.2)
+// gives the authority and the path; anything else that is not a path is refused (null).
+function requestTarget(url: string, host: string | undefined): { path: string; authority: string } | null {
+  if (url.startsWith("/")) return { path: url, authority: host ?? "" };
+  const absolute = /^https?:\/\/([^/?#]+)(.*)$/i.exec(url);
+  if (absolute === null) return null;
+  const rest = absolute[2];
+  return { path: rest.startsWith("/") ? rest : `/${rest}`, authority: absolute[1] };
+}
+
 // Envoy's virtual host choice (route/v3 VirtualHost.domains): an exact domain, then the longest suffix
 // wildcard ("*.foo.com", "*-bar.foo.com"), then the longest prefix wildcard ("foo.*"), then "*". A wildcard
 // never matches the empty string.
@@ -83,6 +99,12 @@ export function virtualHostRoutes(listener: ListenerSpec, host: string | undefin
   }
   if (best !== null) return best.routes;
   return listener.virtualHosts.find((vh) => vh.domains.includes("*"))?.routes ?? null;
+}
+
+// The access log's path: query values redacted, since an operation may take its key or value from the
+// query (Envoy's default access log format prints the whole :path; docs/gateway.md).
+function loggedPath(path: string): string {
+  return path.replace(/([?&][^=&]*)=[^&]*/g, "$1=[redacted]");
 }
 
 // %FILTER_STATE(key:PLAIN)% in a request_headers_to_add value; an empty result adds no header.
@@ -250,7 +272,8 @@ async function startPlugins(
       clusters: handlers,
       environment: filter.environment,
       logSink: (level, message) => {
-        if (level >= 2) log(`wasm log ${filter.pluginName} (${filter.rootId}): ${message}`);
+        if (level >= (options.wasmLogLevel ?? 2))
+          log(`wasm log ${filter.pluginName} (${filter.rootId}): ${message}`);
       },
     });
     plugins.set(filter.name, plugin);
@@ -268,6 +291,42 @@ function answer(
   headers.push(["content-length", String(result.body.length)]);
   res.writeHead(result.status, headers.flat());
   res.end(result.body);
+}
+
+// Requests Node's HTTP parser refuses before a handler sees them (bytes HTTP does not allow, headers
+// over the limit, a broken chunked body): answered like Envoy's codec errors — 400, or 431 for
+// headers too large (envoy source/common/http/http1/codec_impl.cc sendProtocolError), 408 for a request
+// that never completes — with a body
+// naming the problem, then the connection closes. The rest of the request is read and dropped first:
+// closing a socket with unread bytes resets it, and the client may lose the answer.
+// https://nodejs.org/api/http.html#event-clienterror
+const refused = new WeakSet<Socket>();
+function refuseMalformed(
+  err: Error & { code?: string; reason?: string },
+  socket: Socket,
+  log: (line: string) => void,
+): void {
+  if (err.code === "ECONNRESET" || socket.destroyed || refused.has(socket)) return;
+  refused.add(socket);
+  const status =
+    err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const why =
+    status === 431
+      ? "request headers too large"
+      : status === 408
+        ? "the request did not arrive in time"
+        : (err.reason ?? err.message).toLowerCase();
+  const body = `${STATUS_CODES[status]}: ${why}\n`;
+  log(`gateway: refused a malformed request: ${status} ${err.code ?? ""} ${why}`);
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.resume();
+  socket.setTimeout(1000, () => socket.destroy());
+  socket.once("end", () => socket.destroy());
 }
 
 export async function startGateway(
@@ -289,26 +348,37 @@ export async function startGateway(
 
   const servers: Server[] = [];
   const urls: Record<string, string> = {};
+  const allPlugins = new Map<string, Plugin>();
   let requests = 0;
   try {
     for (const listener of config.listeners) {
       const plugins = await startPlugins(listener.filters, listener, clusters, options, log);
+      for (const [name, plugin] of plugins) allPlugins.set(name, plugin);
       const server = createServer((req, res) => {
         const started = Date.now();
         const method = req.method ?? "GET";
-        const path = req.url ?? "/";
-        const routes = virtualHostRoutes(listener, req.headers.host);
-        const spec = routes === null ? null : matchRoute(routes, method, path, req.headers);
+        const target = requestTarget(req.url ?? "/", req.headers.host);
+        const { path, authority } = target ?? { path: req.url ?? "/", authority: "" };
+        const routes = virtualHostRoutes(listener, authority);
+        const spec =
+          routes === null ? null : matchRoute(routes, method, path, { ...req.headers, host: authority });
         const done = (status: number, bytes: number) =>
           log(
-            `[${new Date(started).toISOString()}] "${method} ${path} HTTP/${req.httpVersion}" ${status} ` +
+            `[${new Date(started).toISOString()}] "${method} ${loggedPath(path)} HTTP/${req.httpVersion}" ${status} ` +
               `route=${spec?.name || "-"} cluster=${spec?.cluster ?? "-"} ${bytes} ${Date.now() - started}ms`,
           );
         void (async () => {
           const body = await readBody(req);
-          if (spec === null) {
-            res.writeHead(404, { "content-length": "0" }).end();
-            done(404, 0);
+          if (target === null || spec === null) {
+            const status = target === null ? 400 : 404;
+            const text =
+              target === null ? "Bad Request: the request target is not a path\n" : "Not Found: no route\n";
+            res.writeHead(status, {
+              "content-type": "text/plain",
+              "content-length": Buffer.byteLength(text),
+            });
+            res.end(text);
+            done(status, text.length);
             return;
           }
           const chain = listener.filters
@@ -322,7 +392,7 @@ export async function startGateway(
           const request: HttpRequest = {
             method,
             path,
-            authority: req.headers.host ?? "",
+            authority,
             scheme: "http",
             headers,
             body,
@@ -346,12 +416,15 @@ export async function startGateway(
           answer(res, result);
           done(result.status, result.body.length);
         })().catch((err: unknown) => {
-          log(`gateway: ${method} ${path}: ${(err as Error).message}`);
+          log(`gateway: ${method} ${loggedPath(path)}: ${(err as Error).message}`);
           if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
           res.end("gateway error\n");
           done(500, 0);
         });
       });
+      server.on("clientError", (err: Error & { code?: string; reason?: string }, socket: Socket) =>
+        refuseMalformed(err, socket, log),
+      );
       const target = options.listen?.[listener.name];
       const { address, port } = target ? hostPort(target, `--listen ${listener.name}`) : listener;
       await new Promise<void>((resolve, reject) => {
@@ -368,6 +441,7 @@ export async function startGateway(
   }
   return {
     urls,
+    plugins: allPlugins,
     stop: async () => {
       await Promise.all(
         servers.map(

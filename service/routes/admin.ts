@@ -53,6 +53,18 @@ export async function adminRoutes(plane: FastifyInstance, ctx: AppContext): Prom
   // Admin bodies are JSON only: without this, Fastify's text/plain parser would hand the JSON text to the
   // schema as a string ("body must be object") instead of answering 415.
   plane.removeContentTypeParser("text/plain");
+  // JSON is UTF-8 (RFC 8259 §8.1) and Fastify reads it as UTF-8 whatever the charset says: a body labelled
+  // otherwise would be read as something its sender did not mean, so the label is refused instead.
+  plane.addHook("onRequest", async (request) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers["content-type"] ?? "")?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      throw new HttpError(
+        415,
+        "unsupported_media_type",
+        "a JSON body must be UTF-8: send charset=utf-8 or none",
+      );
+    }
+  });
 
   app.get(
     "/admin/v1/kvms",

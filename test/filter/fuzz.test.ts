@@ -4,16 +4,7 @@
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import { FILTER_DEBUG_WASM, FILTER_WASM, op, startKvm, type Pairs } from "./support.ts";
-
-// mulberry32: a seeded generator so a failure can be replayed with FUZZ_SEED.
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../corpus/generator.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261127);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
