@@ -41,8 +41,7 @@ export function counterName(op: Operation, result: string): string {
 }
 
 export function countResult(op: Operation, result: string): void {
-  const name = counterName(op, result);
-  incrementMetric(metricId(MetricType.Counter, name), 1);
+  incrementMetric(metricId(op, MetricType.Counter, result), 1);
 }
 
 // The cluster policy's own counters, same name shape (the "result" part names the event):
@@ -66,20 +65,25 @@ export function calloutOutcomeName(status: u32, refused: bool): string {
   return "callout_invalid";
 }
 
-// Metric ids are per VM: each is defined once, on first use, and kept.
-function metricId(type: MetricType, name: string): u32 {
-  if (metricIds.has(name)) return metricIds.get(name);
-  const id = defineMetric(type, name);
-  metricIds.set(name, id);
+// Metric ids are per VM: each is defined once, on first use, and kept twice: by the operation under
+// its result (the request path's lookup) and by name (operations of the same map share the metric).
+function metricId(op: Operation, type: MetricType, result: string): u32 {
+  if (op.metricIds.has(result)) return op.metricIds.get(result);
+  const name = counterName(op, result);
+  let id: u32 = 0;
+  if (metricIds.has(name)) id = metricIds.get(name);
+  else {
+    id = defineMetric(type, name);
+    metricIds.set(name, id);
+  }
+  op.metricIds.set(result, id);
   return id;
 }
 
 export function countEvent(op: Operation, event: string): void {
-  const name = counterName(op, event);
-  incrementMetric(metricId(MetricType.Counter, name), 1);
+  incrementMetric(metricId(op, MetricType.Counter, event), 1);
 }
 
 export function recordCalloutLatency(op: Operation, ms: u64): void {
-  const name = counterName(op, "callout_ms");
-  recordMetric(metricId(MetricType.Histogram, name), ms);
+  recordMetric(metricId(op, MetricType.Histogram, "callout_ms"), ms);
 }

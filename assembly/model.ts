@@ -84,6 +84,9 @@ export class Operation {
   // Where this operation sits in the configuration, e.g. `operations[2]` or
   // `routes["orders"][0]`; "" for the single-operation (Kong) shape.
   path: string = "";
+  // Counter and histogram ids of this operation by result ("hit", "callout_2xx", …): metric ids are per
+  // VM and so is this Operation, so each is defined once and no name is built on the request path.
+  metricIds: Map<string, u32> = new Map<string, u32>();
 }
 
 // The `kvm_service` block: how the `cluster` policy reaches the KVM service.
