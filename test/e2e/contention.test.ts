@@ -15,6 +15,7 @@ import { entryUrl } from "../service/helpers.ts";
 import { op, startKvm, send } from "../filter/support.ts";
 import { LONG_CAMPAIGN, recordReliability } from "../reliability/record.ts";
 import { startService, type RunningService } from "./helpers.ts";
+import { seededRandom } from "../../bench/lib/keys.ts";
 
 const WORKERS = 8;
 const PUTS = LONG_CAMPAIGN ? 5000 : 200;
@@ -24,22 +25,10 @@ const HOT = "envoy_kvm:settings:hot";
 /** The payload of an encoded local entry: [u8 format][u64 expiry][payload]. */
 const payloadOf = (encoded: Buffer) => encoded.subarray(9).toString();
 
-/** A small seeded generator (mulberry32): the same races on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Runs PUTS (and the nested) puts of the hot key from WORKERS workers with races injected; returns what happened. */
 function racePuts(plugin: Plugin, seed: number) {
   const store = plugin.sharedData;
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const originalGet = store.get.bind(store);
   const originalSet = store.set.bind(store);
   const written: string[] = [];

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { parseGatewayConfig } from "../../gateway/config.ts";
 import { startGateway } from "../../gateway/server.ts";
+import { gatewayYaml } from "./yaml.ts";
 import { closedAddress, garbageServer, startService, stubServer } from "../e2e/helpers.ts";
 import { LONG_CAMPAIGN, recordReliability } from "../reliability/record.ts";
 
@@ -49,34 +50,13 @@ const PLUGIN = {
   routes: { strict: operation(false), lenient: operation(true) },
 };
 
-const route = (name: string) => `
-                        - name: ${name}
+const route = (name: string) => `- name: ${name}
                           match: { prefix: "/${name}" }
-                          route: { cluster: upstream }`;
-const cluster = (name: string) => `
-    - name: ${name}
-      type: STATIC
-      connect_timeout: 0.25s
-      load_assignment:
-        cluster_name: ${name}
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]`;
-const GATEWAY_YAML = `
-static_resources:
-  listeners:
-    - name: web
-      address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-      filter_chains:
-        - filters:
-            - name: envoy.filters.network.http_connection_manager
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                stat_prefix: web
-                route_config:
-                  virtual_hosts:
-                    - name: all
-                      domains: ["*"]
-                      routes:${route("strict")}${route("lenient")}
-                http_filters:
+                          route: { cluster: upstream }
+                        `;
+const GATEWAY_YAML = gatewayYaml({
+  routes: route("strict") + route("lenient"),
+  filters: `
                   - name: kvm
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
@@ -91,11 +71,9 @@ static_resources:
                           code: { local: { filename: /etc/envoy/kvm_filter.wasm } }
                         configuration:
                           "@type": type.googleapis.com/google.protobuf.StringValue
-                          value: '${JSON.stringify(PLUGIN)}'
-                  - name: envoy.filters.http.router
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:${cluster("upstream")}${cluster("kvm_service")}
-`;
+                          value: '${JSON.stringify(PLUGIN)}'`,
+  clusters: { upstream: 1, kvm_service: 1 },
+});
 
 /** A TCP server doing `onData` with each connection's first bytes. */
 async function tcpServer(

@@ -66,7 +66,9 @@ async function holdRowLock(databaseUrl: string, kvm: string) {
     },
     async release() {
       await locker.query("COMMIT");
-      await locker.end();
+      // The service may finish and stop its PostgreSQL before this session has said goodbye.
+      locker.on("error", () => undefined);
+      await locker.end().catch(() => undefined);
     },
   };
 }
