@@ -99,16 +99,19 @@ export function importCommand(client: () => AdminClient): Command {
             result = await c.importBatch(name, batch, opts.mode);
           } catch (err) {
             // Each batch is its own transaction: say which entries landed, and number the failing entry as
-            // in the file, not as in the batch the service saw. A service that answered rolled the batch back;
-            // one that did not answer (killed, restarted, network cut) may have committed it just before.
+            // in the file, not as in the batch the service saw. A service that answered an error rolled the batch
+            // back; one that did not answer (killed, restarted, network cut) may have committed it just before.
             const answered = err instanceof ServiceError && err.status !== 0;
             const cause = answered
               ? `${err.message.replace(/keyValueEntries\[(\d+)\]/g, (_all, i: string) => `keyValueEntries[${offset + Number(i)}]`)} (${err.status} ${err.code})`
               : (err as Error).message;
             const range = `entries ${offset}–${offset + batch.length - 1}`;
-            const fate = answered
-              ? `${range} were not imported`
-              : `${range} may or may not have been imported (no answer came)`;
+            // A 503 may come from a connection to PostgreSQL lost during COMMIT: the batch is in doubt too.
+            const fate = !answered
+              ? `${range} may or may not have been imported (no answer came)`
+              : err.status === 503
+                ? `${range} may or may not have been imported (the database became unavailable)`
+                : `${range} were not imported`;
             const before =
               opts.from === 0
                 ? `the ${offset} before them were`

@@ -19,7 +19,9 @@ import { seededRandom } from "../../bench/lib/keys.ts";
 
 const WORKERS = 8;
 const PUTS = LONG_CAMPAIGN ? 5000 : 200;
-const CLUSTER_PUTS = LONG_CAMPAIGN ? 256 : 32;
+const CLUSTER_PUTS = 32;
+/** Rounds of CLUSTER_PUTS concurrent adds, each of a new key (a deeper burst only queues on the service's pool). */
+const CLUSTER_ROUNDS = LONG_CAMPAIGN ? 10 : 1;
 const MAX_DEPTH = 3;
 const HOT = "envoy_kvm:settings:hot";
 /** The payload of an encoded local entry: [u8 format][u64 expiry][payload]. */
@@ -176,15 +178,15 @@ describe("cluster policy: concurrent adds of one new key", () => {
     const answers: { value: string; status: string }[] = [];
     const plugin = await startKvm(
       {
-        // The test is about the winner, not latency: a burst of 256 waits on the service's pool.
-        kvm_service: { timeout_ms: 30_000 },
+        // The test is about the winner, not latency: on a loaded machine the burst waits on the service's pool.
+        kvm_service: { timeout_ms: 10_000 },
         operations: [
           op({
             policy: "cluster",
             kvm_name: "contention",
             operation_type: "put",
-            key_source_type: "literal",
-            key_source_name: "new-key",
+            key_source_type: "header",
+            key_source_name: "x-k",
             value_source_type: "header",
             value_source_name: "x-v",
             override: false,
@@ -206,21 +208,31 @@ describe("cluster policy: concurrent adds of one new key", () => {
         },
       },
     );
-    const results = await Promise.all(
-      Array.from({ length: CLUSTER_PUTS }, (_, i) =>
-        send(plugin.worker(i % WORKERS), { path: "/", headers: [["x-v", `add-${i}`]] }),
-      ),
-    );
-    for (const res of results) assert.equal(res.status, 200, res.body.toString());
-    const created = answers.filter((a) => a.status === "201");
-    assert.equal(created.length, 1, JSON.stringify(answers));
-    assert.equal(answers.filter((a) => a.status === "412").length, CLUSTER_PUTS - 1);
-    const stored = await service.app.app.inject({ method: "GET", url: entryUrl("contention", "new-key") });
-    assert.equal(stored.body, created[0].value, "the single winner is what the service stores");
+    for (let round = 0; round < CLUSTER_ROUNDS; round++) {
+      answers.length = 0;
+      const key = `new-${round}`;
+      const results = await Promise.all(
+        Array.from({ length: CLUSTER_PUTS }, (_, i) =>
+          send(plugin.worker(i % WORKERS), {
+            path: "/",
+            headers: [
+              ["x-k", key],
+              ["x-v", `add-${i}`],
+            ],
+          }),
+        ),
+      );
+      for (const res of results) assert.equal(res.status, 200, res.body.toString());
+      const created = answers.filter((a) => a.status === "201");
+      assert.equal(created.length, 1, JSON.stringify(answers));
+      assert.equal(answers.filter((a) => a.status === "412").length, CLUSTER_PUTS - 1);
+      const stored = await service.app.app.inject({ method: "GET", url: entryUrl("contention", key) });
+      assert.equal(stored.body, created[0].value, "the single winner is what the service stores");
+    }
     recordReliability({
       area: "concurrency",
       name: "cluster policy, override false: concurrent adds of one new key",
-      cases: CLUSTER_PUTS,
+      cases: CLUSTER_PUTS * CLUSTER_ROUNDS,
       result: "a single winner (one 201, the rest 412), every request 200",
     });
   });

@@ -165,7 +165,7 @@ test(`the service killed during an import at ${KILLS.length} batch boundaries: t
       assert.equal(resumed.code, 0, resumed.stderr);
       const again = commitFirst ? BATCH : 0;
       assert.deepEqual(strip(resumed.stdout), [
-        `imported ${ENTRIES - done} entries (entries ${done}–${ENTRIES - 1} of ${ENTRIES}): ` +
+        `imported ${ENTRIES - done} entries${done === 0 ? "" : ` (entries ${done}–${ENTRIES - 1} of ${ENTRIES})`}: ` +
           `${ENTRIES - done - again} created, ${again} replaced, 0 skipped, 0 already expired`,
       ]);
       const final = await storedKeys(kvm);
