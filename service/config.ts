@@ -40,6 +40,8 @@ export interface ServiceConfig {
   pgBulkStatementTimeoutMs: number;
   /** How long `envoy-kvm service` waits for PostgreSQL at start-up before giving up. */
   pgStartupTimeoutMs: number;
+  /** Graceful shutdown waits this long for in-flight requests, then closes their connections. */
+  shutdownTimeoutMs: number;
   /** A request's headers must arrive within this (slowloris). */
   httpHeadersTimeoutMs: number;
   /** A whole request (headers and body) must arrive within this. */
@@ -215,6 +217,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     pgStatementTimeoutMs: integer(env, "KVM_PG_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
     pgBulkStatementTimeoutMs: integer(env, "KVM_PG_BULK_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
     pgStartupTimeoutMs: integer(env, "KVM_PG_STARTUP_TIMEOUT_MS", 30_000, 0, 3_600_000),
+    shutdownTimeoutMs: integer(env, "KVM_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 3_600_000),
     ...httpTimeouts(env),
     cacheMaxBytes: integer(env, "KVM_CACHE_MAX_BYTES", 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
     cacheMaxStalenessMs: integer(env, "KVM_CACHE_MAX_STALENESS_MS", 1000, 100, 600_000),

@@ -258,7 +258,15 @@ function startServer(
     path.join(binaries, "bin", "postgres"),
     // Loopback TCP only and no Unix socket: nothing collides with a system PostgreSQL's socket directory.
     ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    { ...(owner ?? {}), env: { ...process.env, LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"] },
+    {
+      ...(owner ?? {}),
+      env: { ...process.env, LC_ALL: "C" },
+      stdio: ["ignore", "ignore", "pipe"],
+      // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and PostgreSQL would
+      // take that SIGINT as a fast shutdown, ending the sessions of requests still in flight. The service
+      // stops it itself (stopServer) once the HTTP server has closed.
+      detached: true,
+    },
   );
   return new Promise((resolve, reject) => {
     let ready = false;

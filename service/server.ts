@@ -78,8 +78,22 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
   const stop = () => {
     // Fastify's close stops accepting, lets in-flight requests finish, then runs onClose (purge stop).
     stopping ??= (async () => {
-      await app.close();
-      await pool.end();
+      const closed = app.close();
+      if (!(await settlesWithin(closed, config.shutdownTimeoutMs))) {
+        // The time limit: a request still waiting (a row lock, a slow client) loses its connection unanswered;
+        // its queries are abandoned (the pool is not waited for) and the embedded PostgreSQL's fast shutdown
+        // ends them. A write not acknowledged may or may not have landed, as after any lost connection.
+        const inFlight = await connectionCount(app);
+        app.log.warn(
+          { shutdownTimeoutMs: config.shutdownTimeoutMs, inFlight },
+          `shutdown time limit (${config.shutdownTimeoutMs} ms) reached: closing ${inFlight} connection${inFlight === 1 ? "" : "s"} with a request in flight`,
+        );
+        app.server.closeAllConnections();
+        await closed;
+        void pool.end().catch(() => {});
+      } else {
+        await pool.end();
+      }
       await embedded?.stop();
     })();
     return stopping;
@@ -95,4 +109,21 @@ export async function startService(env: NodeJS.ProcessEnv = process.env): Promis
     await stop();
     throw err;
   }
+}
+
+/** Whether `promise` settles within `ms` (it keeps running either way). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function connectionCount(app: FastifyInstance): Promise<number> {
+  return new Promise((resolve) => app.server.getConnections((err, count) => resolve(err ? 0 : count)));
 }

@@ -19,3 +19,11 @@ export async function readStdin(): Promise<Buffer> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** An entry number in a file, 0 included. */
+export const entryOffset = (raw: string): number => {
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new InvalidArgumentError("must be an entry number, 0 or more");
+  }
+  return Number(raw);
+};

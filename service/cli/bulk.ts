@@ -4,7 +4,13 @@ import { once } from "node:events";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { ServiceError, type AdminClient, type BulkEntry, type ImportResult } from "../client.ts";
-import { positiveInt } from "./args.ts";
+import { entryOffset, positiveInt } from "./args.ts";
+
+interface ImportOptions {
+  batchSize: number;
+  mode: "upsert" | "insert";
+  from: number;
+}
 
 /** Keeps each import request well under the service's default 64 MiB body limit, whatever the value sizes. */
 const IMPORT_BATCH_BYTES = 16 * 1024 * 1024;
@@ -67,15 +73,25 @@ export function importCommand(client: () => AdminClient): Command {
         .choices(["upsert", "insert"])
         .default("upsert"),
     )
-    .action(async (name: string, file: string, opts: { batchSize: number; mode: "upsert" | "insert" }) => {
-      const entries = readBulkFile(file);
+    .addOption(
+      new Option("--from <n>", "resume: skip the file's first n entries (the failure message says n)")
+        .argParser(entryOffset)
+        .default(0),
+    )
+    .action(async (name: string, file: string, opts: ImportOptions) => {
+      const all = readBulkFile(file);
+      if (opts.from > all.length) {
+        throw new InvalidArgumentError(`--from ${opts.from}: ${file} has only ${all.length} entries`);
+      }
+      const entries = all.slice(opts.from);
       const c = client();
       const totals = { created: 0, replaced: 0, skipped: 0, expired: 0 };
       const summary = () =>
         `${totals.created} created, ${totals.replaced} replaced, ${totals.skipped} skipped, ` +
         `${totals.expired} already expired`;
       const bar = progressBar("import", entries.length);
-      let offset = 0;
+      // Offsets are the file's, whatever --from says.
+      let offset = opts.from;
       try {
         for (const batch of batches(entries, opts.batchSize, IMPORT_BATCH_BYTES)) {
           let result: ImportResult;
@@ -83,14 +99,26 @@ export function importCommand(client: () => AdminClient): Command {
             result = await c.importBatch(name, batch, opts.mode);
           } catch (err) {
             // Each batch is its own transaction: say which entries landed, and number the failing entry as
-            // in the file, not as in the batch the service saw.
-            const cause =
-              err instanceof ServiceError
-                ? `${err.message.replace(/keyValueEntries\[(\d+)\]/g, (_all, i: string) => `keyValueEntries[${offset + Number(i)}]`)} (${err.status} ${err.code})`
-                : (err as Error).message;
+            // in the file, not as in the batch the service saw. A service that answered an error rolled the batch
+            // back; one that did not answer (killed, restarted, network cut) may have committed it just before.
+            const answered = err instanceof ServiceError && err.status !== 0;
+            const cause = answered
+              ? `${err.message.replace(/keyValueEntries\[(\d+)\]/g, (_all, i: string) => `keyValueEntries[${offset + Number(i)}]`)} (${err.status} ${err.code})`
+              : (err as Error).message;
+            const range = `entries ${offset}–${offset + batch.length - 1}`;
+            // A 503 may come from a connection to PostgreSQL lost during COMMIT: the batch is in doubt too.
+            const fate = !answered
+              ? `${range} may or may not have been imported (no answer came)`
+              : err.status === 503
+                ? `${range} may or may not have been imported (the database became unavailable)`
+                : `${range} were not imported`;
+            const before =
+              opts.from === 0
+                ? `the ${offset} before them were`
+                : `the ${offset - opts.from} from ${opts.from} on were`;
             throw new Error(
-              `${cause}; entries ${offset}–${offset + batch.length - 1} were not imported, ` +
-                `the ${offset} before them were (${summary()})`,
+              `${cause}; ${fate}, ${before} (${summary()}); ` +
+                `to resume: --from ${offset} (entries imported twice keep the file's value: upsert writes it again, insert skips it)`,
             );
           }
           for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += result[k];
@@ -100,7 +128,8 @@ export function importCommand(client: () => AdminClient): Command {
       } finally {
         bar.stop();
       }
-      console.log(`imported ${entries.length} entries: ${summary()}`);
+      const from = opts.from === 0 ? "" : ` (entries ${opts.from}–${all.length - 1} of ${all.length})`;
+      console.log(`imported ${entries.length} entries${from}: ${summary()}`);
     });
 }
 

@@ -11,6 +11,7 @@ import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.ts";
 import { matchRoute } from "../../gateway/match.ts";
 import { startGateway, virtualHostRoutes, type RunningGateway } from "../../gateway/server.ts";
+import { gatewayYaml } from "./yaml.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FILES = { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` };
@@ -191,35 +192,7 @@ describe("route matching by pseudo-headers", () => {
 });
 
 describe("gateway on someone else's envoy.yaml", () => {
-  const yaml = (route: string) => `
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: 9901 } } }
-static_resources:
-  listeners:
-    - name: web
-      address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-      filter_chains:
-        - filters:
-            - name: envoy.filters.network.http_connection_manager
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                stat_prefix: web
-                route_config:
-                  virtual_hosts:
-                    - name: all
-                      domains: ["*"]
-                      routes:
-                        ${route}
-                http_filters:
-                  - name: envoy.filters.http.router
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-    - name: backend
-      type: STATIC
-      connect_timeout: 0.25s
-      load_assignment:
-        cluster_name: backend
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${echoPort} } } } }] }]
-`;
+  const yaml = (route: string) => gatewayYaml({ routes: route, clusters: { backend: echoPort } });
 
   it("serves exact paths and header matches, adds headers, answers 404 where no route matches", async () => {
     const route = `- name: health
@@ -286,13 +259,11 @@ static_resources:
                           match: { prefix: "/" }
                           route: { cluster: backend }
                           request_headers_to_add: [{ header: { key: x-plan, value: "%FILTER_STATE(wasm.plan:PLAIN)%" } }]`;
-    const text = yaml(route).replace(
-      "                http_filters:\n",
-      "                http_filters:" +
-        wasmEntry("one", first) +
-        wasmEntry("two", { operations: [second, third] }) +
-        "\n",
-    );
+    const text = gatewayYaml({
+      routes: route,
+      filters: wasmEntry("one", first) + wasmEntry("two", { operations: [second, third] }),
+      clusters: { backend: echoPort },
+    });
     const gateway = await startGateway(parseGatewayConfig(text, {}), {
       files: { "/etc/envoy/kvm_filter.wasm": `${ROOT}build/kvm_filter.wasm` },
       log: () => {},

@@ -361,7 +361,8 @@ describe("service and kvm commands", () => {
         res.stderr,
         "envoy-kvm: keyValueEntries[21].name is 513 bytes; the limit is 512 bytes (400 key_too_long); " +
           "entries 20–24 were not imported, the 20 before them were " +
-          "(20 created, 0 replaced, 0 skipped, 0 already expired)\n",
+          "(20 created, 0 replaced, 0 skipped, 0 already expired); to resume: --from 20 " +
+          "(entries imported twice keep the file's value: upsert writes it again, insert skips it)\n",
       );
       assert.equal((await kvm(["list"])).stdout.includes("partial\t20\n"), true);
     } finally {
