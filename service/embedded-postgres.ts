@@ -268,6 +268,7 @@ function startServer(
       detached: true,
     },
   );
+  guardAgainstOrphan(child);
   return new Promise((resolve, reject) => {
     let ready = false;
     child.stderr.on("data", (chunk: Buffer) => {
@@ -283,6 +284,32 @@ function startServer(
       if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before accepting connections`));
     });
   });
+}
+
+/**
+ * In its own process group PostgreSQL no longer hears the terminal's Ctrl-C, so it must not outlive this process:
+ * on exit it gets a fast shutdown, and so it does on SIGINT/SIGTERM/SIGHUP when nothing else in this process
+ * handles that signal (a test runner's child, a script) — the signal is then raised again, so the process ends
+ * as it would have. Where the service handles the signal, it stops PostgreSQL itself after its requests end.
+ */
+function guardAgainstOrphan(child: ChildProcess): void {
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+  };
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (process.listenerCount(signal) > 1) return; // someone else shuts down, and stops PostgreSQL in turn
+    stop();
+    release();
+    process.kill(process.pid, signal);
+  };
+  const release = () => {
+    process.off("exit", stop);
+    for (const signal of signals) process.off(signal, onSignal);
+  };
+  process.on("exit", stop);
+  for (const signal of signals) process.on(signal, onSignal);
+  child.once("exit", release);
 }
 
 /** Stops the server with a fast shutdown (SIGINT: active sessions are ended, data is flushed). */

@@ -150,3 +150,65 @@ test(
     }
   },
 );
+
+// In its own process group (so Ctrl-C reaches the service first), the embedded PostgreSQL must still not outlive
+// a process that dies of a signal nobody in it handles, nor one that simply exits.
+for (const ending of ["SIGINT", "SIGTERM", "exit"] as const) {
+  test(
+    `a process that started the embedded PostgreSQL and ends by ${ending} leaves no PostgreSQL behind`,
+    { skip: embeddedPostgresUnavailable() ?? false },
+    async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "kvm-orphan-"));
+      const module = path.join(path.dirname(BIN), "../service/embedded-postgres.ts");
+      const script = `
+        const { startEmbeddedPostgres } = await import(${JSON.stringify(module)});
+        const db = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(path.join(dir, "pgdata"))}, port: null });
+        console.log("port " + db.port);
+        if (${JSON.stringify(ending)} === "exit") process.exit(0);
+        setInterval(() => {}, 1000);`;
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      try {
+        let out = "";
+        for await (const chunk of child.stdout) {
+          out += String(chunk);
+          if (/port \d+\n/.test(out)) break;
+        }
+        const port = Number(/port (\d+)/.exec(out)?.[1]);
+        assert.ok(port > 0, `the script printed its port: ${out}`);
+        const exited = child.exitCode !== null ? null : once(child, "exit");
+        if (ending !== "exit") child.kill(ending);
+        const [code, signal] = (exited ? await exited : [child.exitCode, child.signalCode]) as [
+          number | null,
+          string | null,
+        ];
+        assert.deepEqual(
+          ending === "exit" ? [code, signal] : [signal],
+          ending === "exit" ? [0, null] : [ending],
+        );
+        // PostgreSQL gets a fast shutdown: within a few seconds nothing answers on its port.
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const client = new pg.Client({
+            connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+            connectionTimeoutMillis: 1000,
+          });
+          const refused = await client.connect().then(
+            () => client.end().then(() => false),
+            (err: NodeJS.ErrnoException) => err.code === "ECONNREFUSED",
+          );
+          if (refused) break;
+          assert.ok(
+            Date.now() < deadline,
+            `PostgreSQL still accepts connections on ${port} after its parent ended`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      } finally {
+        child.kill("SIGKILL");
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+}
