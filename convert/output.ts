@@ -31,8 +31,22 @@ export interface Outcome {
 function cluster(name: string, url: string): Record<string, unknown> {
   const u = new URL(url);
   const port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
+  // An https:// upstream needs TLS from Envoy (UpstreamTlsContext; sni so virtual-hosted servers answer).
+  const tls =
+    u.protocol === "https:"
+      ? {
+          transport_socket: {
+            name: "envoy.transport_sockets.tls",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+              sni: u.hostname,
+            },
+          },
+        }
+      : {};
   return {
     name,
+    ...tls,
     type: "STRICT_DNS",
     connect_timeout: "1s",
     load_assignment: {

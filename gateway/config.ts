@@ -60,6 +60,8 @@ export interface ListenerSpec {
 export interface ClusterSpec {
   name: string;
   endpoints: { address: string; port: number }[];
+  /** The cluster's TLS transport_socket (Envoy speaks TLS to it; the gateway only plain HTTP, see server.ts). */
+  tls?: { sni?: string };
 }
 
 export interface GatewayConfig {
@@ -335,7 +337,7 @@ function cluster(node: unknown, at: string): ClusterSpec {
   const c = fields(
     node,
     at,
-    ["name", "load_assignment"],
+    ["name", "load_assignment", "transport_socket"],
     ["type", "connect_timeout", "lb_policy", "dns_lookup_family"],
   );
   const assignment = fields(c.load_assignment, `${at}.load_assignment`, ["endpoints"], ["cluster_name"]);
@@ -347,7 +349,23 @@ function cluster(node: unknown, at: string): ClusterSpec {
       return socketAddress(endpoint.address, `${where}.endpoint.address`);
     });
   });
-  return { name: text(c.name, `${at}.name`), endpoints };
+  const spec: ClusterSpec = { name: text(c.name, `${at}.name`), endpoints };
+  if (c.transport_socket !== undefined) spec.tls = upstreamTls(c.transport_socket, `${at}.transport_socket`);
+  return spec;
+}
+
+// The one transport socket a converted configuration writes: TLS to an https:// upstream
+// (envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, with at most `sni`). Anything more is refused.
+function upstreamTls(node: unknown, at: string): { sni?: string } {
+  const socket = fields(node, at, ["name", "typed_config"]);
+  const config = fields(socket.typed_config, `${at}.typed_config`, ["@type", "sni"]);
+  const type = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+  if (config["@type"] !== type) {
+    throw new GatewayConfigError(
+      `${at}.typed_config: ${String(config["@type"])} is not supported (${type} only)`,
+    );
+  }
+  return config.sni === undefined ? {} : { sni: text(config.sni, `${at}.typed_config.sni`) };
 }
 
 /** Parses envoy.yaml text. `env` supplies vm_config.environment_variables.host_env_keys. */

@@ -341,6 +341,15 @@ export async function startGateway(
       throw new Error(`--cluster ${name}: the configuration has no cluster named ${name}`);
     clusters.set(name, { name, endpoints: [hostPort(target, `--cluster ${name}`)] });
   }
+  // The gateway's router speaks plain HTTP only: a TLS cluster runs only once --cluster points it at a local
+  // plain-HTTP address (which replaces its endpoints and transport), never by quietly dropping the TLS.
+  for (const spec of clusters.values()) {
+    if (spec.tls !== undefined)
+      throw new Error(
+        `cluster ${spec.name}: transport_socket TLS is not modelled by the local gateway (Envoy speaks TLS to it): ` +
+          `point it at a local plain-HTTP address with --cluster ${spec.name}=host:port`,
+      );
+  }
   for (const name of Object.keys(options.listen ?? {})) {
     if (!config.listeners.some((l) => l.name === name))
       throw new Error(`--listen ${name}: no listener named ${name}`);

@@ -213,6 +213,20 @@ describe("convert apigee: cluster policy (the default)", () => {
       ],
       "the TargetEndpoint's URL, and the KVM service at its default address",
     );
+    // The target is https://: Envoy must speak TLS to it (with the host as SNI), the KVM service stays plain.
+    assert.deepEqual(
+      clusters.map((c) => (c as { transport_socket?: unknown }).transport_socket),
+      [
+        {
+          name: "envoy.transport_sockets.tls",
+          typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            sni: "orders.internal.example.com",
+          },
+        },
+        undefined,
+      ],
+    );
   });
 
   it("--dry-run prints the report and writes nothing", async () => {

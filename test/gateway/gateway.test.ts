@@ -308,6 +308,44 @@ describe("gateway on someone else's envoy.yaml", () => {
     );
   });
 
+  it("a TLS cluster (a converted https:// upstream) runs only once --cluster points it at a plain-HTTP address", async () => {
+    const plain = `- name: plain
+                          match: { prefix: "/" }
+                          route: { cluster: backend }`;
+    const tls = yaml(plain).replace(
+      "      load_assignment:\n        cluster_name: backend",
+      `      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: shop.example.com }
+      load_assignment:
+        cluster_name: backend`,
+    );
+    const config = parseGatewayConfig(tls, {});
+    assert.deepEqual(config.clusters.get("backend")?.tls, { sni: "shop.example.com" });
+    await assert.rejects(startGateway(config, { log: () => {} }), {
+      message:
+        "cluster backend: transport_socket TLS is not modelled by the local gateway (Envoy speaks TLS to it): " +
+        "point it at a local plain-HTTP address with --cluster backend=host:port",
+    });
+    const gateway = await startGateway(config, {
+      clusters: { backend: `127.0.0.1:${echoPort}` },
+      log: () => {},
+    });
+    try {
+      assert.equal((await fetch(`${gateway.urls.web}/x`)).status, 200);
+    } finally {
+      await gateway.stop();
+    }
+    assert.throws(
+      () =>
+        parseGatewayConfig(
+          tls.replace("sni: shop.example.com", "sni: shop.example.com, common_tls_context: {}"),
+          {},
+        ),
+      /\.transport_socket\.typed_config\.common_tls_context: not supported by the local gateway/,
+    );
+  });
+
   it("refuses a field that would change behaviour, naming its path; accepts the ones that would not", () => {
     const rewriting = `- name: rewrite
                           match: { prefix: "/" }
