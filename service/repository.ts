@@ -4,7 +4,15 @@ import pg from "pg";
 import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
 import type { CachedValue } from "./cache.ts";
 import { ValueCipher } from "./encryption.ts";
-import { EXPIRY_FROM_TTL, GET_ENTRY_SQL, LIVE, MS, UPSERT_ENTRY_SQL } from "./statements.ts";
+import {
+  EXPIRY_FROM_TTL,
+  GET_ENTRY_SQL,
+  LIVE,
+  MS,
+  UPSERT_ENTRIES_SQL,
+  UPSERT_ENTRY_SQL,
+} from "./statements.ts";
+import { UpsertBatcher, type UpsertedRow, type UpsertRow } from "./upsert-batcher.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -155,6 +163,40 @@ export class KvmRepository {
   ) {
     this.bulkStatementTimeoutMs = options.bulkStatementTimeoutMs ?? 30_000;
     this.cipher = options.cipher ?? new ValueCipher(null);
+    // At most 2 upserts out at once (1 when the pool is tiny, so reads keep a connection); the PUTs queued behind
+    // them leave together (see upsert-batcher.ts). Measured in bench/service.ts: 2 beat 4 and 16 (BENCHMARKS.md).
+    this.upserts = new UpsertBatcher(
+      (rows) => this.upsertRows(rows),
+      Math.max(1, Math.min(2, Math.floor(pool.options.max / 2))),
+    );
+  }
+
+  private readonly upserts: UpsertBatcher;
+
+  /** One row: the prepared one-row statement; several: one UPSERT_ENTRIES_SQL (see upsert-batcher.ts). */
+  private async upsertRows(rows: UpsertRow[]): Promise<UpsertedRow[]> {
+    if (rows.length === 1) {
+      const { kvm, key, stored, ttlSeconds, keyId } = rows[0];
+      const res = await this.query<UpsertedRow>(
+        UPSERT_ENTRY_SQL,
+        [kvm, key, stored, ttlSeconds, keyId],
+        "kvm_upsert_entry",
+      );
+      return res.rows;
+    }
+    const res = await this.query<UpsertedRow & { kvm_name: string; key: Buffer }>(UPSERT_ENTRIES_SQL, [
+      rows.map((r) => r.kvm),
+      rows.map((r) => r.key),
+      rows.map((r) => r.stored),
+      rows.map((r) => r.ttlSeconds),
+      rows.map((r) => r.keyId),
+    ]);
+    const byId = new Map(res.rows.map((row) => [`${row.kvm_name}\0${row.key.toString("hex")}`, row]));
+    return rows.map((r) => {
+      const row = byId.get(`${r.kvm}\0${r.key.toString("hex")}`);
+      if (row === undefined) throw new Error("a batched upsert returned no row for one of its keys");
+      return row;
+    });
   }
 
   /** `name`: a prepared statement (parsed and planned once per connection), for the data plane's hot path. */
@@ -242,12 +284,7 @@ export class KvmRepository {
     value: Sealed,
     ttlSeconds: number | null,
   ): Promise<PutResult> {
-    const res = await this.query<{ created: boolean; version: number; expires_at_ms: number | null }>(
-      UPSERT_ENTRY_SQL,
-      [kvm, key, value.stored, ttlSeconds, value.keyId],
-      "kvm_upsert_entry",
-    );
-    const row = res.rows[0];
+    const row = await this.upserts.upsert({ kvm, key, stored: value.stored, ttlSeconds, keyId: value.keyId });
     return {
       outcome: row.created ? "created" : "replaced",
       version: row.version,
