@@ -2,7 +2,7 @@
 // statement parameterised, map names and keys never in the SQL text): the export snapshot and the
 // re-encryption of values under the active key (key rotation).
 import pg from "pg";
-import { CLIENT_GRACE_MS, classifyDatabaseError } from "./db.ts";
+import { CLIENT_GRACE_MS, classifyDatabaseError, connectClassified } from "./db.ts";
 import type { ValueCipher } from "./encryption.ts";
 import {
   ENTRY_COLUMNS,
@@ -66,12 +66,7 @@ export class BulkRepository {
    * The connection is held until the generator finishes (or is returned early, as a closed response does).
    */
   async *snapshot(range: SnapshotRange): AsyncGenerator<StoredEntry[], SnapshotEnd> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw classifyDatabaseError(err);
-    }
+    const client = await connectClassified(this.pool);
     let broken: Error | undefined = undefined;
     let open = false;
     const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {

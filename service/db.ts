@@ -89,6 +89,15 @@ export class DatabaseUnavailableError extends Error {
 }
 
 /** Passes `err` through, or wraps it as DatabaseUnavailableError when it says the database is unavailable. */
+/** A pooled connection, or the classified error (unavailable, timeout) when none can be had. */
+export async function connectClassified(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (err) {
+    throw classifyDatabaseError(err);
+  }
+}
+
 export function classifyDatabaseError(err: unknown): unknown {
   return isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
 }

@@ -1,7 +1,7 @@
 // The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
 // text. Time is the database's now(), so every replica agrees on when an entry expires.
 import pg from "pg";
-import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError } from "./db.ts";
+import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError, connectClassified } from "./db.ts";
 import type { CachedValue } from "./cache.ts";
 import { ValueCipher } from "./encryption.ts";
 import {
@@ -467,12 +467,7 @@ export class KvmRepository {
    */
   async transaction<T>(work: (run: Run) => Promise<T>, statementTimeoutMs: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (err) {
-        throw classifyDatabaseError(err);
-      }
+      const client = await connectClassified(this.pool);
       // A connection that failed (lost, silent, timed out) is discarded rather than handed to the next request.
       let broken: Error | undefined = undefined;
       try {
