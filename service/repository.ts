@@ -1,18 +1,12 @@
-// The only module that speaks SQL. Every statement is parameterized; map names and keys never reach the SQL
-// text. Time is the database's now(), so every replica agrees on when an entry expires.
+// The module that speaks SQL (with bulk-repository.ts, and upsert-batcher.ts for batched PUTs). Every statement
+// is parameterized; map names and keys never reach the SQL text. Time is the database's now(), so every replica
+// agrees on when an entry expires.
 import pg from "pg";
 import { CLIENT_GRACE_MS, DatabaseUnavailableError, classifyDatabaseError, connectClassified } from "./db.ts";
 import type { CachedValue } from "./cache.ts";
 import { ValueCipher } from "./encryption.ts";
-import {
-  EXPIRY_FROM_TTL,
-  GET_ENTRY_SQL,
-  LIVE,
-  MS,
-  UPSERT_ENTRIES_SQL,
-  UPSERT_ENTRY_SQL,
-} from "./statements.ts";
-import { UpsertBatcher, type UpsertedRow, type UpsertRow } from "./upsert-batcher.ts";
+import { EXPIRY_FROM_TTL, GET_ENTRY_SQL, LIVE, MS } from "./statements.ts";
+import { UpsertBatcher, writeUpserts } from "./upsert-batcher.ts";
 
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -166,38 +160,12 @@ export class KvmRepository {
     // At most 2 upserts out at once (1 when the pool is tiny, so reads keep a connection); the PUTs queued behind
     // them leave together (see upsert-batcher.ts). Measured in bench/service.ts: 2 beat 4 and 16 (BENCHMARKS.md).
     this.upserts = new UpsertBatcher(
-      (rows) => this.upsertRows(rows),
+      (rows) => writeUpserts((text, values, name) => this.query(text, values, name), rows),
       Math.max(1, Math.min(2, Math.floor(pool.options.max / 2))),
     );
   }
 
   private readonly upserts: UpsertBatcher;
-
-  /** One row: the prepared one-row statement; several: one UPSERT_ENTRIES_SQL (see upsert-batcher.ts). */
-  private async upsertRows(rows: UpsertRow[]): Promise<UpsertedRow[]> {
-    if (rows.length === 1) {
-      const { kvm, key, stored, ttlSeconds, keyId } = rows[0];
-      const res = await this.query<UpsertedRow>(
-        UPSERT_ENTRY_SQL,
-        [kvm, key, stored, ttlSeconds, keyId],
-        "kvm_upsert_entry",
-      );
-      return res.rows;
-    }
-    const res = await this.query<UpsertedRow & { kvm_name: string; key: Buffer }>(UPSERT_ENTRIES_SQL, [
-      rows.map((r) => r.kvm),
-      rows.map((r) => r.key),
-      rows.map((r) => r.stored),
-      rows.map((r) => r.ttlSeconds),
-      rows.map((r) => r.keyId),
-    ]);
-    const byId = new Map(res.rows.map((row) => [`${row.kvm_name}\0${row.key.toString("hex")}`, row]));
-    return rows.map((r) => {
-      const row = byId.get(`${r.kvm}\0${r.key.toString("hex")}`);
-      if (row === undefined) throw new Error("a batched upsert returned no row for one of its keys");
-      return row;
-    });
-  }
 
   /** `name`: a prepared statement (parsed and planned once per connection), for the data plane's hot path. */
   private async query<R extends pg.QueryResultRow>(

@@ -11,6 +11,9 @@
 //   failures left after validation are the database's: unavailable, timeout); no PUT is acknowledged unless its
 //   row was committed.
 
+import type pg from "pg";
+import { UPSERT_ENTRIES_SQL, UPSERT_ENTRY_SQL } from "./statements.ts";
+
 export interface UpsertRow {
   kvm: string;
   key: Buffer;
@@ -45,7 +48,7 @@ export class UpsertBatcher {
 
   upsert(row: UpsertRow): Promise<UpsertedRow> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ row, id: `${row.kvm}\0${row.key.toString("hex")}`, resolve, reject });
+      this.queue.push({ row, id: rowId(row.kvm, row.key), resolve, reject });
       this.flush();
     });
   }
@@ -77,4 +80,36 @@ export class UpsertBatcher {
         });
     }
   }
+}
+
+const rowId = (kvm: string, key: Buffer) => `${kvm}\0${key.toString("hex")}`;
+
+/** The repository's query (prepared when named; database errors classified). */
+export type Query = (
+  text: string,
+  values: unknown[],
+  name?: string,
+) => Promise<pg.QueryResult<pg.QueryResultRow>>;
+
+/** One row: the prepared one-row statement; several: one UPSERT_ENTRIES_SQL, answers matched by map and key. */
+export async function writeUpserts(query: Query, rows: UpsertRow[]): Promise<UpsertedRow[]> {
+  if (rows.length === 1) {
+    const { kvm, key, stored, ttlSeconds, keyId } = rows[0];
+    const res = await query(UPSERT_ENTRY_SQL, [kvm, key, stored, ttlSeconds, keyId], "kvm_upsert_entry");
+    return res.rows as UpsertedRow[];
+  }
+  const res = await query(UPSERT_ENTRIES_SQL, [
+    rows.map((r) => r.kvm),
+    rows.map((r) => r.key),
+    rows.map((r) => r.stored),
+    rows.map((r) => r.ttlSeconds),
+    rows.map((r) => r.keyId),
+  ]);
+  const answered = res.rows as (UpsertedRow & { kvm_name: string; key: Buffer })[];
+  const byId = new Map(answered.map((row) => [rowId(row.kvm_name, row.key), row]));
+  return rows.map((r) => {
+    const row = byId.get(rowId(r.kvm, r.key));
+    if (row === undefined) throw new Error("a batched upsert returned no row for one of its keys");
+    return row;
+  });
 }
