@@ -5,7 +5,7 @@
 //
 //   DATABASE_URL=postgres://… node --import tsx bench/filter-cluster.ts [--requests 1000] [--concurrency 8]
 //
-// Prints a Markdown table; bench/RESULTS.md keeps the figures quoted in the docs.
+// Prints a Markdown table; BENCHMARKS.md keeps the figures quoted in the docs.
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -8,7 +8,7 @@
 //
 //   node --import tsx bench/filter-escape.ts [--runs 3]
 //
-// Prints a Markdown table; bench/RESULTS.md keeps the figures quoted in the docs.
+// Prints a Markdown table; BENCHMARKS.md keeps the figures quoted in the docs.
 import { parseArgs } from "node:util";
 import { startKvm } from "../test/filter/support.ts";
 import { CostCounter, countingFilter } from "../test/filter/cost.ts";

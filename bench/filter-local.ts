@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/filter-local.ts [--requests 20000] [--rounds 5]
 //
-// Prints a Markdown table; bench/RESULTS.md keeps the figures quoted in the docs.
+// Prints a Markdown table; BENCHMARKS.md keeps the figures quoted in the docs.
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
