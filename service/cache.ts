@@ -1,6 +1,6 @@
 // The data plane's in-process read cache: hot entries (and "absent" answers) of this replica, bounded in
-// bytes (least recently used go first), never served past their expiry, and kept correct across replicas
-// through a change log in PostgreSQL that one dedicated connection per replica reads.
+// bytes (evicting roughly the least recently used: second chance), never served past their expiry, and kept
+// correct across replicas through a change log in PostgreSQL that one dedicated connection per replica reads.
 //
 // Why not NOTIFY per write: PostgreSQL serialises the commits of all transactions that NOTIFY (a database-wide
 // lock held until after the commit's WAL flush, so queue entries appear in commit order; src/backend/commands/
@@ -93,6 +93,8 @@ const ENTRY_OVERHEAD_BYTES = 160;
 interface Slot {
   found: Lookup;
   bytes: number;
+  /** Read since it last reached the head of the eviction order (second chance, see store()). */
+  used: boolean;
 }
 
 interface Fill {
@@ -190,9 +192,7 @@ export class EntryCache {
       this.remove(id, slot);
       return undefined;
     }
-    // Most recently used last: Map iteration order is insertion order, so the first key is the eviction victim.
-    this.slots.delete(id);
-    this.slots.set(id, slot);
+    slot.used = true; // a hit only marks the slot: no Map delete and re-insert on the read path
     this.stats.hit++;
     return found;
   }
@@ -265,10 +265,19 @@ export class EntryCache {
     if (bytes > this.maxEntryBytes) return;
     const old = this.slots.get(id);
     if (old !== undefined) this.remove(id, old);
-    this.slots.set(id, { found, bytes });
+    this.slots.set(id, { found, bytes, used: false });
     this.bytes += bytes;
+    // Eviction by second chance (CLOCK), an approximation of least recently used: Map iteration order is
+    // insertion order, so the head is the oldest; a head read since it got there moves to the tail with its mark
+    // cleared, the first unmarked head goes. Each pass clears marks, so the loop ends.
     while (this.bytes > this.options.maxBytes) {
       const [victim, slot] = this.slots.entries().next().value as [string, Slot];
+      if (slot.used) {
+        slot.used = false;
+        this.slots.delete(victim);
+        this.slots.set(victim, slot);
+        continue;
+      }
       this.remove(victim, slot);
       this.stats.eviction++;
     }

@@ -333,7 +333,7 @@ describe("expiry and bounds", () => {
     assert.ok((await dbNowMs(admin)) >= expiresAt);
   });
 
-  test("the cache holds at most KVM_CACHE_MAX_BYTES, evicting the least recently used", async () => {
+  test("the cache holds at most KVM_CACHE_MAX_BYTES, evicting roughly the least recently used (second chance)", async () => {
     const small = await startTestApp(db.url, { KVM_CACHE_MAX_BYTES: String(64 * 1024) }, { migrate: false });
     try {
       await untilServing(small);
