@@ -351,6 +351,17 @@ describe("expiry and bounds", () => {
       assert.equal(small.app.kvmCache.stats.hit, hits + 1);
       await read(small, entryUrl("bounded", "k0"));
       assert.equal(small.app.kvmCache.stats.hit, hits + 1);
+      // Second chance: k599, read just now, outlives as many new entries as the cache holds; k0, stored after it
+      // but never read again, does not. Without the mark on a hit, k599 would go as well.
+      const held = small.app.kvmCache.size.entries;
+      for (let i = 600; i < 600 + held; i++) await put(a, entryUrl("bounded", `k${i}`), value);
+      await small.app.kvmCache.sync();
+      for (let i = 600; i < 600 + held; i++) await read(small, entryUrl("bounded", `k${i}`));
+      const before = small.app.kvmCache.stats.hit;
+      await read(small, entryUrl("bounded", "k599"));
+      assert.equal(small.app.kvmCache.stats.hit, before + 1, "k599 (read) is still held");
+      await read(small, entryUrl("bounded", "k0"));
+      assert.equal(small.app.kvmCache.stats.hit, before + 1, "k0 (not read again) went");
     } finally {
       await small.close();
     }
