@@ -88,7 +88,6 @@ export class DatabaseUnavailableError extends Error {
   }
 }
 
-/** Passes `err` through, or wraps it as DatabaseUnavailableError when it says the database is unavailable. */
 /** A pooled connection, or the classified error (unavailable, timeout) when none can be had. */
 export async function connectClassified(pool: pg.Pool): Promise<pg.PoolClient> {
   try {
@@ -98,6 +97,7 @@ export async function connectClassified(pool: pg.Pool): Promise<pg.PoolClient> {
   }
 }
 
+/** Passes `err` through, or wraps it as DatabaseUnavailableError when it says the database is unavailable. */
 export function classifyDatabaseError(err: unknown): unknown {
   return isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
 }
