@@ -1,5 +1,6 @@
 // Builds the Fastify app around an already-migrated database pool. No listening, no process signals: the CLI
 // (service/server.ts) does that, and tests call buildApp() in-process with app.inject().
+import { createServer } from "node:http";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -20,6 +21,8 @@ import { checkReadiness } from "./readiness.ts";
 import { UndecryptableError, ValueCipher } from "./encryption.ts";
 import type { AppContext } from "./context.ts";
 import { dataPlaneRoutes } from "./routes/data-plane.ts";
+import { RequestLog, requestIds } from "./request-log.ts";
+import { fastEntryGet } from "./fast-get.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { encryptionRoutes } from "./routes/encryption.ts";
 
@@ -30,6 +33,8 @@ export interface BuildOptions {
   pool: pg.Pool;
   /** pino options or false (tests). Defaults to JSON logs at config.logLevel. */
   logger?: boolean | object;
+  /** Whether the data plane's GET is answered before Fastify (fast-get.ts); default true. */
+  fastGet?: boolean;
 }
 
 /** Fastify's own error codes → our stable codes. */
@@ -62,7 +67,32 @@ export function serializeError(err: Error): pino.SerializedError {
 
 export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
   const { config, pool } = options;
+  // Set once the cache exists (below): requests reach the listener only after listen(), long after that.
+  let fastGet: ReturnType<typeof fastEntryGet> | null = null;
+  const nextRequestId = requestIds();
   const app = Fastify({
+    // The server Fastify would build (fastify lib/server.js: these http options, and the two timeouts it sets
+    // itself), with the data plane's read in front of its handler (fast-get.ts). app.inject() bypasses the
+    // server, so in-process tests exercise the Fastify route; test/service/fast-get.test.ts compares both.
+    serverFactory: (handler) => {
+      // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
+      // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
+      // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
+      const server = createServer(
+        {
+          headersTimeout: config.httpHeadersTimeoutMs,
+          requestTimeout: config.httpRequestTimeoutMs,
+          connectionsCheckingInterval: 1000,
+        },
+        (req, res) => {
+          if (fastGet === null || !fastGet(req, res, handler)) handler(req, res);
+        },
+      );
+      server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
+      server.requestTimeout = config.httpRequestTimeoutMs;
+      return server;
+    },
+    genReqId: nextRequestId,
     logger:
       options.logger === false
         ? false
@@ -93,16 +123,6 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     return503OnClosing: true,
     // Requests are logged by the onResponse hook below, in one line.
     logController: new LogController({ disableRequestLogging: true }),
-    // Slow clients (slowloris) lose their socket: headers, then the whole request, must arrive in time (Node
-    // answers 408 and closes), and idle keep-alive connections are closed. Node checks the first two every
-    // connectionsCheckingInterval (30 s by default, which would stretch a 10 s bound to 40 s).
-    requestTimeout: config.httpRequestTimeoutMs,
-    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
-    http: {
-      headersTimeout: config.httpHeadersTimeoutMs,
-      requestTimeout: config.httpRequestTimeoutMs,
-      connectionsCheckingInterval: 1000,
-    },
   });
 
   app.setValidatorCompiler(validatorCompiler());
@@ -186,37 +206,26 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   });
 
   // One access-log line per request (Fastify's own request logging, turned off above, writes two: "incoming
-  // request" and "request completed", each through the redaction) and the HTTP metrics, whose label children
-  // are looked up once per method, route and status rather than hashed on every request (BENCHMARKS.md,
-  // "Profile"). Entry URLs carry the key placeholder (rewriteEntryUrl), never the key.
-  const requestCounters = new Map<string, ReturnType<typeof metrics.httpRequests.labels>>();
-  const durationHistograms = new Map<string, ReturnType<typeof metrics.httpDuration.labels>>();
+  // request" and "request completed", each through the redaction) and the HTTP metrics (request-log.ts).
+  const requestLog = new RequestLog(metrics, app.log, nextRequestId);
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     const status = reply.statusCode;
-    const labels = `${request.method} ${route}`;
-    let counter = requestCounters.get(`${labels} ${status}`);
-    if (counter === undefined) {
-      counter = metrics.httpRequests.labels(request.method, route, String(status));
-      requestCounters.set(`${labels} ${status}`, counter);
-    }
-    counter.inc();
-    let histogram = durationHistograms.get(labels);
-    if (histogram === undefined) {
-      histogram = metrics.httpDuration.labels(request.method, route);
-      durationHistograms.set(labels, histogram);
-    }
     const elapsed = reply.elapsedTime;
-    histogram.observe(elapsed / 1000);
-    request.log.info(
-      {
-        req: request,
-        res: { statusCode: status },
-        responseTime: elapsed,
-      },
-      "request completed",
-    );
+    requestLog.record(request.method, route, status, elapsed);
+    requestLog.line(request.id, request, route, status, elapsed);
   });
+  if (options.fastGet !== false) {
+    fastGet = fastEntryGet({
+      cache,
+      repository,
+      metrics,
+      requestLog,
+      dataTokens,
+      adminTokens,
+      closing: () => closing,
+    });
+  }
 
   await app.register(swagger, {
     openapi: {

@@ -2,10 +2,11 @@
 // requests Node refuses before Fastify does (answered in the common error shape), and what of a request's URL
 // reaches the logs.
 import type { Socket } from "node:net";
+import type { IncomingHttpHeaders } from "node:http";
 import { STATUS_CODES } from "node:http";
 import { Ajv, type Options } from "ajv";
 import addFormats from "ajv-formats";
-import type { FastifyRequest, FastifySchemaCompiler } from "fastify";
+import type { FastifySchemaCompiler } from "fastify";
 
 // Fastify's own defaults (@fastify/ajv-compiler), except where coercion is decided per part below.
 const AJV_OPTIONS: Options = {
@@ -79,12 +80,25 @@ export function loggedUrl(url: string): string {
   return `${url.slice(0, q)}?${query}`;
 }
 
+/** What serializeRequest reads of a request: a FastifyRequest, or the same fields of a plain Node request. */
+export interface LoggedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  host: string;
+  ip: string | undefined;
+  socket?: { remotePort?: number };
+}
+
+const firstValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
 /** Fastify's request serializer with the URL from loggedUrl. */
-export function serializeRequest(request: FastifyRequest) {
+export function serializeRequest(request: LoggedRequest) {
   return {
     method: request.method,
     url: loggedUrl(request.url),
-    version: [request.headers?.["accept-version"]].flat()[0],
+    // The first value if repeated (Array.prototype.flat here cost 3 µs of a 30 µs cached read: BENCHMARKS.md).
+    version: firstValue(request.headers?.["accept-version"]),
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort,

@@ -11,6 +11,7 @@ import { writeEntry } from "./entry-write.ts";
 import { EntryParams, ErrorSchema, IfMatchHeader, IfNoneMatchHeader, NoBody, RawBytes } from "./schemas.ts";
 
 export const ENTRY_ROUTE = "/v1/kvms/:kvm/entries/:key";
+export const NOT_FOUND_MESSAGE = "no such entry (absent or expired)";
 
 /** Response headers for OpenAPI (@fastify/swagger takes a header → schema map here). */
 const entryHeaders = {
@@ -76,7 +77,7 @@ export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): 
       if (entry === undefined) entry = await cache.load(kvm, key, () => repository.readEntry(kvm, key));
       if (entry === null) {
         getMiss.inc();
-        throw new HttpError(404, "not_found", "no such entry (absent or expired)");
+        throw new HttpError(404, "not_found", NOT_FOUND_MESSAGE);
       }
       reply.header("etag", etag(entry.version));
       if (entry.expiresAt !== null) reply.header("x-kvm-expires-at", String(entry.expiresAt));

@@ -104,7 +104,13 @@ export interface TestApp {
 export async function startTestApp(
   databaseUrl: string,
   env: Record<string, string> = {},
-  options: { migrate?: boolean; logger?: object | false } = {},
+  options: {
+    migrate?: boolean;
+    logger?: object | false;
+    fastGet?: boolean;
+    /** Called with the app before it is ready (hooks that must be added before then). */
+    beforeReady?: (app: FastifyInstance) => void;
+  } = {},
 ): Promise<TestApp> {
   if (options.migrate !== false) await migrateUp(databaseUrl);
   const config = loadConfig({
@@ -119,8 +125,9 @@ export async function startTestApp(
     ...config,
     poolMax: env.KVM_PG_POOL_MAX === undefined ? 12 : config.poolMax,
   });
-  const app = await buildApp({ config, pool, logger: options.logger ?? false });
+  const app = await buildApp({ config, pool, logger: options.logger ?? false, fastGet: options.fastGet });
   appsOfPool.set(pool, app);
+  options.beforeReady?.(app);
   await app.ready();
   return {
     app,

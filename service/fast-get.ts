@@ -1,0 +1,135 @@
+// The data plane's read, answered before Fastify sees the request. Reads are most of the load the filter's
+// `cluster` policy makes (hot configuration keys, answered from the read cache), and Fastify's per-request work
+// around them — routing, the request and reply objects, four hooks, schema validation — cost more CPU than the
+// read itself (BENCHMARKS.md, "Profile"). This handler takes only what it answers exactly as the Fastify route
+// (routes/data-plane.ts GET) would: an authorised plain GET of a well-formed entry URL, from the cache or the
+// database through it. Everything else — a bad token, a bad name or key, a HEAD, a body, a closing server —
+// returns false and goes to Fastify untouched, which answers it as before; so does a read the database fails.
+// test/service/fast-get.test.ts sends the same requests to a service with and without this handler and
+// compares the answers, the log lines and the counters.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import { KVM_NAME_PATTERN } from "./config.ts";
+import { keyFromUrl } from "./keys.ts";
+import { bearerToken, type TokenSet } from "./auth.ts";
+import type { EntryCache, Lookup } from "./cache.ts";
+import type { KvmRepository } from "./repository.ts";
+import { etag, matchesVersion } from "./routes/conditions.ts";
+import { ENTRY_ROUTE, NOT_FOUND_MESSAGE } from "./routes/data-plane.ts";
+import type { RequestLog } from "./request-log.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+
+/** `/v1/kvms/{kvm}/entries/…` with the map name as the router would pass it to the schema: no '%' to decode. */
+const ENTRY_PREFIX = "/v1/kvms/";
+const ENTRIES = "/entries/";
+const KVM_NAME = new RegExp(KVM_NAME_PATTERN);
+
+export interface FastGetDeps {
+  cache: EntryCache;
+  repository: KvmRepository;
+  metrics: ServiceMetrics;
+  requestLog: RequestLog;
+  /** Data-plane tokens and the admin tokens, also accepted there (auth.ts requireBearer). */
+  dataTokens: TokenSet;
+  adminTokens: TokenSet;
+  /** True once the server is closing: Fastify then answers (503, or Connection: close). */
+  closing: () => boolean;
+}
+
+const NOT_FOUND_BODY = Buffer.from(JSON.stringify({ error: "not_found", message: NOT_FOUND_MESSAGE }));
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Returns a request listener's first step: true when it has taken the request (answered now, or once the
+ * database has answered), false to hand it to Fastify (`fastify`) untouched. A read that fails (database
+ * unavailable, an undecryptable value) is handed to Fastify too, which reads again and answers the error.
+ */
+export function fastEntryGet(
+  deps: FastGetDeps,
+): (req: IncomingMessage, res: ServerResponse, fastify: Listener) => boolean {
+  const { cache, repository, dataTokens, adminTokens, requestLog } = deps;
+  const getHit = deps.metrics.operations.labels("get", "hit");
+  const getMiss = deps.metrics.operations.labels("get", "miss");
+  const getNotModified = deps.metrics.operations.labels("get", "not_modified");
+
+  function authorised(header: string | undefined): boolean {
+    if (dataTokens.size === 0) return true; // an open data plane (insecure local mode only)
+    const token = bearerToken(header);
+    if (token === null) return false;
+    // Both sets are checked, as requireBearer does, so the time does not tell which one matched.
+    const data = dataTokens.matches(token);
+    const admin = adminTokens.matches(token);
+    return data || admin;
+  }
+
+  /** The answers of routes/data-plane.ts's GET handler, header for header. */
+  function answer(req: IncomingMessage, res: ServerResponse, entry: Lookup, start: number): void {
+    // A close began while the database was asked: the connection ends with this answer (app.ts onSend).
+    const closing = deps.closing() ? ["connection", "close"] : [];
+    let status: number;
+    if (entry === null) {
+      getMiss.inc();
+      status = 404;
+      res.writeHead(404, [
+        "content-type",
+        "application/json; charset=utf-8",
+        "content-length",
+        String(NOT_FOUND_BODY.length),
+        ...closing,
+      ]);
+      res.end(NOT_FOUND_BODY);
+    } else {
+      const out = ["etag", etag(entry.version), ...closing];
+      if (entry.expiresAt !== null) out.push("x-kvm-expires-at", String(entry.expiresAt));
+      out.push("cache-control", "no-store");
+      if (matchesVersion(req.headers["if-none-match"], entry.version)) {
+        getNotModified.inc();
+        status = 304;
+        res.writeHead(304, out);
+        res.end();
+      } else {
+        getHit.inc();
+        status = 200;
+        out.push("content-type", "application/octet-stream", "content-length", String(entry.value.length));
+        res.writeHead(200, out);
+        res.end(entry.value);
+      }
+    }
+    requestLog.completed(req, ENTRY_ROUTE, status, performance.now() - start);
+  }
+
+  return (req, res, fastify) => {
+    const start = performance.now();
+    const url = req.url;
+    if (req.method !== "GET" || url === undefined || !url.startsWith(ENTRY_PREFIX) || deps.closing()) {
+      return false;
+    }
+    const headers = req.headers;
+    if (headers["content-length"] !== undefined || headers["transfer-encoding"] !== undefined) return false;
+    const nameEnd = url.indexOf("/", ENTRY_PREFIX.length);
+    if (nameEnd < 0 || !url.startsWith(ENTRIES, nameEnd)) return false;
+    const kvm = url.slice(ENTRY_PREFIX.length, nameEnd);
+    if (!KVM_NAME.test(kvm)) return false;
+    if (!authorised(headers.authorization)) return false; // Fastify answers 401
+    let key: Buffer;
+    try {
+      key = keyFromUrl(url);
+    } catch {
+      return false; // Fastify answers 400 with the reason
+    }
+    // As the route: the read cache first, then the database through it (cache.ts).
+    const entry = cache.lookup(kvm, key);
+    if (entry !== undefined) {
+      answer(req, res, entry, start);
+      return true;
+    }
+    cache
+      .load(kvm, key, () => repository.readEntry(kvm, key))
+      .then(
+        (found) => answer(req, res, found, start),
+        () => fastify(req, res),
+      );
+    return true;
+  };
+}
