@@ -157,7 +157,7 @@ export function runLocalOperation(op: Operation, state: RequestState): Operation
   const key = keyResult.key!;
 
   if (op.operationType == OperationType.Get) {
-    const read = readLocalEntry(op.kvmName, key, nowMs());
+    const read = readLocalEntry(op.kvmName, key);
     const readError = read.error;
     if (readError !== null) return failed(readError);
     return deliverGet(op, state, read.value);

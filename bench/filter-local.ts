@@ -3,7 +3,7 @@
 // the same run: the same filter whose operations are on a route the request does not take, so
 // the ratio isolates what the operations themselves cost (host overhead is in both).
 //
-//   node --import tsx bench/filter-local.ts [--requests 20000] [--rounds 5]
+//   node --import tsx bench/filter-local.ts [--requests 20000] [--rounds 5] [--only <part of a scenario name>]
 //
 // Prints a Markdown table; BENCHMARKS.md keeps the figures quoted in the docs.
 import { parseArgs } from "node:util";
@@ -12,7 +12,12 @@ import { fileURLToPath } from "node:url";
 import { startPlugin, type Worker } from "../host/index.ts";
 
 const { values } = parseArgs({
-  options: { requests: { type: "string", default: "20000" }, rounds: { type: "string", default: "5" } },
+  options: {
+    requests: { type: "string", default: "20000" },
+    rounds: { type: "string", default: "5" },
+    // Only the scenarios whose name contains this (e.g. "get hit", to profile one under --cpu-prof).
+    only: { type: "string", default: "" },
+  },
 });
 const REQUESTS = Number(values.requests);
 const ROUNDS = Number(values.rounds);
@@ -182,6 +187,7 @@ function median(xs: number[]): number {
 
 const rows: string[] = [];
 for (const [n, s] of scenarios.entries()) {
+  if (!s.name.includes(values.only)) continue;
   const worker = await workerFor(s.ops, `bench-${n}`, "kvm");
   if (s.seed) {
     // A put with the same key shape as the scenario's get, on the same vm_id (shared data).

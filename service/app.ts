@@ -105,6 +105,10 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               censor: "[redacted]",
             },
             serializers: { err: serializeError, req: serializeRequest },
+            // Lines are buffered and written 8 KiB at a time, or every 200 ms, instead of one write(2) each:
+            // 67–68 µs of CPU per PUT against 78–79 µs (BENCHMARKS.md). pino writes what is buffered when the
+            // process exits, an uncaught exception included; a SIGKILL loses at most the last 200 ms of lines.
+            stream: pino.destination({ dest: 1, sync: false, minLength: 8192, periodicFlush: 200 }),
             // Tests pass a level and a stream; the protections above still apply.
             ...(typeof options.logger === "object" ? options.logger : {}),
           },
