@@ -228,6 +228,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       dataTokens,
       adminTokens,
       closing: () => closing,
+      log: app.log,
     });
   }
 

@@ -8,6 +8,7 @@
 // test/service/fast-get.test.ts sends the same requests to a service with and without this handler and
 // compares the answers, the log lines and the counters.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyBaseLogger } from "fastify";
 import { performance } from "node:perf_hooks";
 import { KVM_NAME_PATTERN } from "./config.ts";
 import { keyFromUrl } from "./keys.ts";
@@ -34,6 +35,8 @@ export interface FastGetDeps {
   adminTokens: TokenSet;
   /** True once the server is closing: Fastify then answers (503, or Connection: close). */
   closing: () => boolean;
+  /** For errors of this handler's own (none expected: see unexpected()). */
+  log: Pick<FastifyBaseLogger, "error">;
 }
 
 const NOT_FOUND_BODY = Buffer.from(JSON.stringify({ error: "not_found", message: NOT_FOUND_MESSAGE }));
@@ -99,7 +102,18 @@ export function fastEntryGet(
     requestLog.completed(req, ENTRY_ROUTE, status, performance.now() - start);
   }
 
-  return (req, res, fastify) => {
+  /**
+   * What Fastify does for a handler that throws, here for code that should not: the request goes to Fastify
+   * while nothing has been written (it answers, or fails, the same way), its connection is closed otherwise.
+   * Either way the process stays up (a throw here would otherwise reach the server's listener, uncaught).
+   */
+  function unexpected(err: unknown, req: IncomingMessage, res: ServerResponse, fastify: Listener): void {
+    deps.log.error({ err }, "data-plane read failed before Fastify");
+    if (!res.headersSent) fastify(req, res);
+    else res.destroy();
+  }
+
+  function take(req: IncomingMessage, res: ServerResponse, fastify: Listener): boolean {
     const start = performance.now();
     const url = req.url;
     if (req.method !== "GET" || url === undefined || !url.startsWith(ENTRY_PREFIX) || deps.closing()) {
@@ -128,8 +142,20 @@ export function fastEntryGet(
       .load(kvm, key, () => repository.readEntry(kvm, key))
       .then(
         (found) => answer(req, res, found, start),
+        // The read failed (database unavailable, a value that can not be decrypted): Fastify reads again and
+        // answers with the error (app.ts setErrorHandler).
         () => fastify(req, res),
-      );
+      )
+      .catch((err: unknown) => unexpected(err, req, res, fastify));
     return true;
+  }
+
+  return (req, res, fastify) => {
+    try {
+      return take(req, res, fastify);
+    } catch (err) {
+      unexpected(err, req, res, fastify);
+      return true;
+    }
   };
 }

@@ -10,6 +10,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { cacheSynced, createTestDatabase, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
 import { fastEntryGet } from "../../service/fast-get.ts";
 import { createMetrics } from "../../service/metrics.ts";
+import { RequestLog, requestIds } from "../../service/request-log.ts";
+import { TokenSet } from "../../service/auth.ts";
 
 const TOKENS = { KVM_DATA_TOKENS: "data-token-1", KVM_ADMIN_TOKENS: "admin-token-1" };
 
@@ -340,21 +342,77 @@ describe("what the GET before Fastify leaves to Fastify", () => {
     }
   });
 
-  test("nothing once the server is closing: the request is not touched", () => {
+  /** The handler on stand-ins: an open data plane, a cache that answers `lookup`, a log that keeps errors. */
+  function standIn(lookup: () => unknown, closing = false) {
+    const errors: string[] = [];
+    const metrics = createMetrics(fast.t.pool);
     const handler = fastEntryGet({
-      cache: fast.t.app.kvmCache,
+      cache: { lookup, load: () => Promise.reject(new Error("not here")) } as never,
       repository: null as never,
-      metrics: createMetrics(fast.t.pool),
-      requestLog: null as never,
-      dataTokens: null as never,
-      adminTokens: null as never,
-      closing: () => true,
+      metrics,
+      requestLog: new RequestLog(metrics, fast.t.app.log, requestIds()),
+      dataTokens: new TokenSet([]),
+      adminTokens: new TokenSet([]),
+      closing: () => closing,
+      log: { error: (_obj: unknown, message?: string) => errors.push(String(message)) } as never,
     });
-    const req = { method: "GET", url: "/v1/kvms/m/entries/k1", headers: {} } as IncomingMessage;
+    const req = {
+      method: "GET",
+      url: "/v1/kvms/m/entries/k1",
+      headers: {},
+      socket: { remoteAddress: "127.0.0.1" },
+    } as unknown as IncomingMessage;
+    return { handler, req, errors };
+  }
+
+  test("nothing once the server is closing: the request is not touched", () => {
+    const { handler, req } = standIn(() => assert.fail("looked up"), true);
     const res = {} as ServerResponse; // any use of it would throw
     assert.equal(
       handler(req, res, () => assert.fail("handed on")),
       false,
     );
+  });
+
+  test("a throw of its own before anything is written: logged, and the request goes to Fastify", () => {
+    const { handler, req, errors } = standIn(() => {
+      throw new Error("broken");
+    });
+    let handedOn = 0;
+    const res = { headersSent: false } as ServerResponse;
+    assert.equal(
+      handler(req, res, () => handedOn++),
+      true,
+    );
+    assert.equal(handedOn, 1);
+    assert.deepEqual(errors, ["data-plane read failed before Fastify"]);
+  });
+
+  test("a throw of its own after the answer has started: logged, and the connection closed", () => {
+    const { handler, req, errors } = standIn(() => ({
+      version: 1,
+      expiresAt: null,
+      value: Buffer.from("v"),
+    }));
+    let destroyed = 0;
+    const res: { headersSent: boolean; [k: string]: unknown } = {
+      headersSent: false,
+      writeHead() {
+        res.headersSent = true;
+        return res;
+      },
+      end() {
+        throw new Error("socket gone wrong");
+      },
+      destroy() {
+        destroyed++;
+      },
+    };
+    assert.equal(
+      handler(req, res as unknown as ServerResponse, () => assert.fail("handed on")),
+      true,
+    );
+    assert.equal(destroyed, 1);
+    assert.deepEqual(errors, ["data-plane read failed before Fastify"]);
   });
 });
