@@ -25,9 +25,24 @@ export class VmMemory {
     return this.memory?.buffer.byteLength ?? 0;
   }
 
+  // Views of the current buffer, made again only when memory.grow has replaced it (every host call reads or
+  // writes memory, most of them several times: a view per access was a measurable part of a host call).
+  private view = new Uint8Array(0);
+  private data = new DataView(new ArrayBuffer(0));
+
   private bytes(): Uint8Array {
     if (!this.memory) throw new MemoryAccessError("memory not attached");
-    return new Uint8Array(this.memory.buffer);
+    const buffer = this.memory.buffer;
+    if (this.view.buffer !== buffer) {
+      this.view = new Uint8Array(buffer);
+      this.data = new DataView(buffer);
+    }
+    return this.view;
+  }
+
+  private dataView(): DataView {
+    this.bytes();
+    return this.data;
   }
 
   /** A copy of [ptr, ptr+size), or undefined when out of bounds (→ InvalidMemoryAccess). */
@@ -48,20 +63,25 @@ export class VmMemory {
   }
 
   writeU32(ptr: number, value: number): boolean {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(value >>> 0, 0);
-    return this.write(ptr, b);
+    const view = this.dataView();
+    const p = ptr >>> 0;
+    if (p + 4 > view.byteLength) return false;
+    view.setUint32(p, value >>> 0, true);
+    return true;
   }
 
   writeU64(ptr: number, value: bigint): boolean {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt.asUintN(64, value), 0);
-    return this.write(ptr, b);
+    const view = this.dataView();
+    const p = ptr >>> 0;
+    if (p + 8 > view.byteLength) return false;
+    view.setBigUint64(p, BigInt.asUintN(64, value), true);
+    return true;
   }
 
   readU32(ptr: number): number | undefined {
-    const b = this.read(ptr, 4);
-    return b ? b.readUInt32LE(0) : undefined;
+    const view = this.dataView();
+    const p = ptr >>> 0;
+    return p + 4 > view.byteLength ? undefined : view.getUint32(p, true);
   }
 
   /** Copies data into memory allocated by the module's malloc; returns the pointer or undefined. */

@@ -24,7 +24,7 @@ function keyOf(key: string | Uint8Array): string {
   // Keys are byte strings in Envoy; latin1 maps every byte to one UTF-16 unit and back.
   return typeof key === "string"
     ? Buffer.from(key, "utf8").toString("latin1")
-    : Buffer.from(key).toString("latin1");
+    : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
 export class SharedData {
@@ -33,6 +33,11 @@ export class SharedData {
   get(key: string | Uint8Array): { value: Buffer; cas: number } | undefined {
     const entry = this.entries.get(keyOf(key));
     return entry ? { value: Buffer.from(entry.value), cas: entry.cas } : undefined;
+  }
+
+  /** As get, without the copy: the stored bytes themselves, for a caller that copies them out at once. */
+  peek(key: string | Uint8Array): { readonly value: Uint8Array; readonly cas: number } | undefined {
+    return this.entries.get(keyOf(key));
   }
 
   set(key: string | Uint8Array, value: Uint8Array, cas: number): number {

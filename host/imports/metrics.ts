@@ -8,7 +8,8 @@ import { u, type HostApi, type ImportFunctions } from "./host-api.ts";
 export function metricImports(host: HostApi): ImportFunctions {
   const mem = host.memory;
   const core = host.core;
-  const metricIds = new Map<number, { type: number; name: string }>();
+  // Each id keeps the stat it names: PluginCore never drops a stat, so the name is not looked up per call.
+  const metricIds = new Map<number, { type: number; name: string; stat: ReturnType<typeof core.stat> }>();
   const nextMetricId = [0, 1, 2];
   return {
     proxy_define_metric: (type: number, namePtr: number, nameSize: number, idPtr: number) => {
@@ -19,8 +20,7 @@ export function metricImports(host: HostApi): ImportFunctions {
       nextMetricId[u(type)] += 4;
       const id = nextMetricId[u(type)] >>> 0;
       const metricName = name.toString("utf8");
-      metricIds.set(id, { type: u(type), name: metricName });
-      core.stat(u(type), metricName);
+      metricIds.set(id, { type: u(type), name: metricName, stat: core.stat(u(type), metricName) });
       return mem.writeU32(idPtr, id) ? WasmResult.Ok : WasmResult.InvalidMemoryAccess;
     },
     proxy_increment_metric: (id: number, offset: bigint) => {
@@ -28,7 +28,7 @@ export function metricImports(host: HostApi): ImportFunctions {
       if (type === MetricType.Histogram || type === 3) return WasmResult.BadArgument;
       const metric = metricIds.get(u(id));
       if (!metric) return WasmResult.NotFound;
-      const stat = core.stat(metric.type, metric.name);
+      const stat = metric.stat;
       if (type === MetricType.Counter && offset <= 0n) return WasmResult.BadArgument;
       stat.value += Number(offset);
       return WasmResult.Ok;
@@ -36,7 +36,7 @@ export function metricImports(host: HostApi): ImportFunctions {
     proxy_record_metric: (id: number, value: bigint) => {
       const metric = metricIds.get(u(id));
       if (!metric || metric.type !== (u(id) & 3)) return WasmResult.NotFound;
-      const stat = core.stat(metric.type, metric.name);
+      const stat = metric.stat;
       const v = Number(BigInt.asUintN(64, value));
       if (metric.type === MetricType.Counter) stat.value += v;
       else if (metric.type === MetricType.Gauge) stat.value = v;
@@ -48,7 +48,7 @@ export function metricImports(host: HostApi): ImportFunctions {
       if (type !== MetricType.Counter && type !== MetricType.Gauge) return WasmResult.BadArgument;
       const metric = metricIds.get(u(id));
       if (!metric) return WasmResult.NotFound;
-      const stat = core.stat(metric.type, metric.name);
+      const stat = metric.stat;
       return mem.writeU64(resultPtr, BigInt(Math.trunc(stat.value)))
         ? WasmResult.Ok
         : WasmResult.InvalidMemoryAccess;

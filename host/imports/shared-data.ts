@@ -16,7 +16,7 @@ export function sharedDataImports(host: HostApi): ImportFunctions {
     ) => {
       const key = mem.read(keyPtr, keySize);
       if (!key) return WasmResult.InvalidMemoryAccess;
-      const entry = store.get(key);
+      const entry = store.peek(key); // copied into the module at once, below
       if (!entry) return WasmResult.NotFound;
       if (!mem.copyToPointerSize(entry.value, valuePtrPtr, valueSizePtr))
         return WasmResult.InvalidMemoryAccess;

@@ -139,12 +139,13 @@ describe("workers", () => {
     const store = s.plugin.sharedData;
     // The key exists (here as a deleted, empty entry), so every write to it is CAS-guarded.
     store.set(Buffer.from("envoy_kvm:settings:race"), Buffer.alloc(0), 0);
-    const originalGet = store.get.bind(store);
+    // proxy_get_shared_data reads through peek (host/imports/shared-data.ts).
+    const originalPeek = store.peek.bind(store);
     const other = s.plugin.worker(1);
     let interleaved = 0;
     // Between worker 0's read and its write, worker 1 puts the same key.
-    store.get = (key) => {
-      const found = originalGet(key);
+    store.peek = (key) => {
+      const found = originalPeek(key);
       if (interleaved === 0 && key.toString().endsWith(":race")) {
         interleaved++;
         const id = other.initializeHttpContext({ routeName: "put" });
@@ -164,7 +165,7 @@ describe("workers", () => {
       return found;
     };
     const res = await s.putVia(0, "race", "worker-0");
-    store.get = originalGet;
+    store.peek = originalPeek;
     assert.equal(res.status, 200);
     assert.equal(interleaved, 1);
     // Worker 0's write carried a stale CAS, failed, re-read, found worker 1's value and kept it.
