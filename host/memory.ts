@@ -27,14 +27,14 @@ export class VmMemory {
 
   // Views of the current buffer, made again only when memory.grow has replaced it (every host call reads or
   // writes memory, most of them several times: a view per access was a measurable part of a host call).
-  private view = new Uint8Array(0);
+  private view = Buffer.alloc(0);
   private data = new DataView(new ArrayBuffer(0));
 
-  private bytes(): Uint8Array {
+  private bytes(): Buffer {
     if (!this.memory) throw new MemoryAccessError("memory not attached");
     const buffer = this.memory.buffer;
     if (this.view.buffer !== buffer) {
-      this.view = new Uint8Array(buffer);
+      this.view = Buffer.from(buffer);
       this.data = new DataView(buffer);
     }
     return this.view;
@@ -52,6 +52,15 @@ export class VmMemory {
     const s = size >>> 0;
     if (p + s > mem.length) return undefined;
     return Buffer.from(mem.subarray(p, p + s));
+  }
+
+  /** [ptr, ptr+size) as a latin1 string (one character per byte), without a copy in between. */
+  readLatin1(ptr: number, size: number): string | undefined {
+    const mem = this.bytes();
+    const p = ptr >>> 0;
+    const s = size >>> 0;
+    if (p + s > mem.length) return undefined;
+    return mem.toString("latin1", p, p + s);
   }
 
   write(ptr: number, data: Uint8Array): boolean {
@@ -90,6 +99,20 @@ export class VmMemory {
     const ptr = this.malloc(data.length) >>> 0;
     if (ptr === 0) return undefined;
     return this.write(ptr, data) ? ptr : undefined;
+  }
+
+  /** copyToPointerSize of a latin1 string's bytes, written straight into the module's allocation. */
+  copyLatin1ToPointerSize(text: string, ptrPtr: number, sizePtr: number): boolean {
+    let ptr = 0;
+    if (text.length > 0) {
+      if (!this.malloc) throw new MemoryAccessError("malloc not attached");
+      ptr = this.malloc(text.length) >>> 0;
+      if (ptr === 0) return false;
+      const mem = this.bytes(); // after malloc: it may have grown the memory
+      if (ptr + text.length > mem.length) return false;
+      mem.write(text, ptr, "latin1");
+    }
+    return this.writeU32(ptrPtr, ptr) && this.writeU32(sizePtr, text.length);
   }
 
   /** WasmBase::copyToPointerSize. */

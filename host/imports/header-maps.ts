@@ -45,12 +45,12 @@ export function headerMapImports(host: HostApi): ImportFunctions {
     edit: (map: HeaderMap, key: string, value: string) => void,
   ): number => {
     if (u(type) > MAP_TYPE_MAX) return WasmResult.BadArgument;
-    const key = mem.read(keyPtr, keySize);
-    const value = mem.read(valuePtr, valueSize);
-    if (!key || !value) return WasmResult.InvalidMemoryAccess;
+    const key = mem.readLatin1(keyPtr, keySize);
+    const value = mem.readLatin1(valuePtr, valueSize);
+    if (key === undefined || value === undefined) return WasmResult.InvalidMemoryAccess;
     const map = mutableMap(host.ctx(), u(type));
     if (!map) return WasmResult.BadArgument;
-    edit(map, key.toString("latin1"), value.toString("latin1"));
+    edit(map, key, value);
     return WasmResult.Ok;
   };
   const readableMap = (type: number): { ctx: AnyContext; map: HeaderMap | undefined } => {
@@ -66,14 +66,14 @@ export function headerMapImports(host: HostApi): ImportFunctions {
       valueSizePtr: number,
     ) => {
       if (u(type) > MAP_TYPE_MAX) return WasmResult.BadArgument;
-      const key = mem.read(keyPtr, keySize);
-      if (!key) return WasmResult.InvalidMemoryAccess;
+      const key = mem.readLatin1(keyPtr, keySize);
+      if (key === undefined) return WasmResult.InvalidMemoryAccess;
       const { ctx, map } = readableMap(u(type));
       if (!map)
         return ctx.kind === "stream" && ctx.accessLogPhase ? WasmResult.NotFound : WasmResult.BadArgument;
-      const value = map.get(key.toString("latin1"));
+      const value = map.get(key);
       if (value === undefined) return WasmResult.NotFound;
-      return mem.copyToPointerSize(Buffer.from(value, "latin1"), valuePtrPtr, valueSizePtr)
+      return mem.copyLatin1ToPointerSize(value, valuePtrPtr, valueSizePtr)
         ? WasmResult.Ok
         : WasmResult.InvalidMemoryAccess;
     },
