@@ -26,6 +26,8 @@ interface Served {
 let db: TestDatabase;
 let fast: Served;
 let plain: Served;
+/** The database of `plain`, written with the same entries as `fast`'s (db.url). */
+let siblingUrl: string;
 
 async function serve(
   url: string,
@@ -129,9 +131,9 @@ const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 
 before(async () => {
   db = await createTestDatabase();
-  const sibling = await db.createSibling();
+  siblingUrl = await db.createSibling();
   fast = await serve(db.url, true, TOKENS);
-  plain = await serve(sibling, false, TOKENS);
+  plain = await serve(siblingUrl, false, TOKENS);
   // The same entries in both databases, written through the admin-free data plane.
   for (const s of [fast, plain]) {
     const put = (url: string, payload: Buffer | string, headers: Record<string, string> = {}) =>
@@ -285,6 +287,28 @@ describe("the data plane's GET before Fastify answers as the Fastify route does"
       a.join("\n"),
     );
     assert.deepEqual(a, b);
+  });
+});
+
+describe("with the read cache turned off (KVM_CACHE_MAX_BYTES=0)", () => {
+  test("every read goes to the database, and the answers are the same", async () => {
+    const env = { ...TOKENS, KVM_CACHE_MAX_BYTES: "0" };
+    const saved = [fast, plain];
+    fast = await serve(db.url, true, env, false);
+    plain = await serve(siblingUrl, false, env, false);
+    try {
+      for (const path of ["/v1/kvms/m/entries/k1", "/v1/kvms/m/entries/ttl", "/v1/kvms/m/entries/absent"]) {
+        for (const authorization of ["Authorization: Bearer data-token-1", "Authorization: Bearer wrong"]) {
+          await both(get(path, [authorization]));
+          await both(get(path, [authorization, 'If-None-Match: "1"']));
+        }
+      }
+      assert.ok(plain.routed - fast.routed >= 6, `${plain.routed} routed without it, ${fast.routed} with it`);
+    } finally {
+      await fast.t.close();
+      await plain.t.close();
+      [fast, plain] = saved;
+    }
   });
 });
 
