@@ -68,6 +68,9 @@ export async function dataPlaneRoutes(plane: FastifyInstance, ctx: AppContext): 
         },
       },
     },
+    // Over a socket, service/fast-get.ts answers these reads before Fastify, the same way: a change to this
+    // handler's answers (headers, statuses, log line, counters) is a change to that file too, and
+    // test/service/fast-get.test.ts fails until both agree.
     async (request, reply) => {
       const key = keyFromRequest(request);
       const kvm = request.params.kvm;
