@@ -31,7 +31,8 @@ const payloadOf = (encoded: Buffer) => encoded.subarray(9).toString();
 function racePuts(plugin: Plugin, seed: number) {
   const store = plugin.sharedData;
   const random = seededRandom(seed);
-  const originalGet = store.get.bind(store);
+  // proxy_get_shared_data reads through peek (host/imports/shared-data.ts).
+  const originalPeek = store.peek.bind(store);
   const originalSet = store.set.bind(store);
   const written: string[] = [];
   const acknowledged: string[] = [];
@@ -58,8 +59,8 @@ function racePuts(plugin: Plugin, seed: number) {
     if (reply === undefined) acknowledged.push(value);
     else failed.push(`${value}: ${reply.statusCode} ${reply.body.toString()}`);
   };
-  store.get = (key) => {
-    const found = originalGet(key);
+  store.peek = (key) => {
+    const found = originalPeek(key);
     // Until a first value is written every read is raced: the add-if-absent window is the interesting one.
     if (
       depth < MAX_DEPTH &&
@@ -83,7 +84,7 @@ function racePuts(plugin: Plugin, seed: number) {
   try {
     while (next < PUTS) put(next % WORKERS);
   } finally {
-    store.get = originalGet;
+    store.peek = originalPeek;
     store.set = originalSet;
   }
   return { written, acknowledged, failed, mismatches, total: next };
