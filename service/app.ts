@@ -70,6 +70,15 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   // Set once the cache exists (below): requests reach the listener only after listen(), long after that.
   let fastGet: ReturnType<typeof fastEntryGet> | null = null;
   const nextRequestId = requestIds();
+  const customLogger = typeof options.logger === "object" ? options.logger : {};
+  // Lines to stdout are buffered and written 8 KiB at a time, or every 200 ms, instead of one write(2) each: 67–68
+  // µs of CPU per PUT against 78–79 µs (BENCHMARKS.md). The buffer is written out when the app closes (onClose
+  // below: the lines come before whatever the caller prints after the close) and, by pino, when the process exits,
+  // an uncaught exception included; a SIGKILL loses at most the last 200 ms of lines.
+  const logStream =
+    options.logger === false || "stream" in customLogger
+      ? null
+      : pino.destination({ dest: 1, sync: false, minLength: 8192, periodicFlush: 200 });
   const app = Fastify({
     // The server Fastify would build (fastify lib/server.js: these http options, and the two timeouts it sets
     // itself), with the data plane's read in front of its handler (fast-get.ts). app.inject() bypasses the
@@ -105,12 +114,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
               censor: "[redacted]",
             },
             serializers: { err: serializeError, req: serializeRequest },
-            // Lines are buffered and written 8 KiB at a time, or every 200 ms, instead of one write(2) each:
-            // 67–68 µs of CPU per PUT against 78–79 µs (BENCHMARKS.md). pino writes what is buffered when the
-            // process exits, an uncaught exception included; a SIGKILL loses at most the last 200 ms of lines.
-            stream: pino.destination({ dest: 1, sync: false, minLength: 8192, periodicFlush: 200 }),
+            ...(logStream === null ? {} : { stream: logStream }),
             // Tests pass a level and a stream; the protections above still apply.
-            ...(typeof options.logger === "object" ? options.logger : {}),
+            ...customLogger,
           },
     // Keys never reach the router (see rewriteEntryUrl). Map names are up to 128 characters, but a longer one
     // must still reach the schema (400 invalid_kvm_name): the router's limit only has to exceed any URL Node
@@ -339,6 +345,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   app.addHook("onClose", async () => {
     await purger.stop();
     await cache.stop();
+    // The close is bounded by its caller (server.ts settlesWithin), so a blocked stdout can not hold it forever.
+    if (logStream !== null) await new Promise<void>((resolve) => logStream.flush(() => resolve()));
   });
   app.decorate("kvmCache", cache);
   return app;
