@@ -37,10 +37,10 @@ describe("documentation references", () => {
     const text = [
       "# Example",
       "## Local heading",
-      "See `envoy-host.md §3` and ../shared/reference/envoy-host.md.", // 3
+      "See `proxy-notes.md §3` and ../notes/reference/proxy-notes.md.", // 3
       "A [missing file](missing.md) and [a missing heading](host.md#no-such-heading).", // 4
       "The module `assembly/no_such_module.ts` and [outside](../../etc/passwd).", // 5
-      "Outside: [notes](../../shared/notes.txt) and [a fragment](#no-such-heading).", // 6
+      "Outside: [notes](../../notes/todo.txt) and [a fragment](#no-such-heading).", // 6
       "Fine: [host](host.md), `docs/envoy-behaviour.md §3`, [shared data](envoy-behaviour.md#3-shared-data),",
       "[here](#local-heading), Envoy's `src/shared_data.cc`, `assembly/`, [Envoy](https://www.envoyproxy.io/).",
       "```console",
@@ -51,14 +51,14 @@ describe("documentation references", () => {
       ({ line, reference, reason }) => `${line} ${reference}: ${reason}`,
     );
     assert.deepEqual(found, [
-      "3 envoy-host.md: no such Markdown file in the repository",
-      "3 ../shared/reference/envoy-host.md: no such Markdown file in the repository",
-      "3 ../shared/reference/envoy-host.md: no such file or folder",
+      "3 proxy-notes.md: no such Markdown file in the repository",
+      "3 ../notes/reference/proxy-notes.md: no such Markdown file in the repository",
+      "3 ../notes/reference/proxy-notes.md: no such file or folder",
       "4 missing.md: no such file or folder",
       "4 host.md#no-such-heading: no heading with anchor #no-such-heading",
       "5 ../../etc/passwd: outside the repository",
       "5 assembly/no_such_module.ts: no such file or folder",
-      "6 ../../shared/notes.txt: outside the repository",
+      "6 ../../notes/todo.txt: outside the repository",
       "6 #no-such-heading: no heading with anchor #no-such-heading",
     ]);
   });
