@@ -11,7 +11,7 @@ import { KvmRepository } from "./repository.ts";
 import { BulkRepository } from "./bulk-repository.ts";
 import { HttpError } from "./errors.ts";
 import { rewriteEntryUrl } from "./keys.ts";
-import { TokenSet, bearerToken, requireBearer } from "./auth.ts";
+import { TokenSet, bearerCheck, bearerToken, requireBearer } from "./auth.ts";
 import { createMetrics, registerCacheMetrics } from "./metrics.ts";
 import { EntryCache } from "./cache.ts";
 import { ExpiryPurger } from "./purge.ts";
@@ -231,8 +231,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       repository,
       metrics,
       requestLog,
-      dataTokens,
-      adminTokens,
+      accepts: bearerCheck(dataTokens, [adminTokens]),
       closing: () => closing,
       log: app.log,
     });

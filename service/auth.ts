@@ -33,17 +33,23 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 /**
- * An onRequest hook for one plane. A plane whose own token set is empty runs open (the config only allows
- * that in insecure local mode); otherwise its own tokens and the `alsoAccepted` ones (admin tokens on the
- * data plane: admin is a superset) are valid.
+ * Whether a plane accepts a bearer token (null: none sent). A plane whose own token set is empty runs open (the
+ * config only allows that in insecure local mode); otherwise its own tokens and the `alsoAccepted` ones (admin
+ * tokens on the data plane: admin is a superset) are valid. Every set is checked (no short-circuit), so the time
+ * does not tell which plane's token matched.
  */
-export function requireBearer(own: TokenSet, alsoAccepted: TokenSet[] = []) {
+export function bearerCheck(own: TokenSet, alsoAccepted: TokenSet[] = []): (token: string | null) => boolean {
   const accepted = [own, ...alsoAccepted];
+  return (token) =>
+    own.size === 0 || (token !== null && accepted.reduce((ok, set) => set.matches(token) || ok, false));
+}
+
+/** An onRequest hook for one plane: 401 unless bearerCheck accepts the request's token. */
+export function requireBearer(own: TokenSet, alsoAccepted: TokenSet[] = []) {
+  const accepts = bearerCheck(own, alsoAccepted);
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (own.size === 0) return;
     const token = bearerToken(request.headers.authorization);
-    // Every set is checked (no short-circuit), so the time does not tell which plane's token matched.
-    if (token !== null && accepted.reduce((ok, set) => set.matches(token) || ok, false)) return;
+    if (accepts(token)) return;
     reply.header("www-authenticate", 'Bearer realm="envoy-kvm"');
     throw new HttpError(
       401,

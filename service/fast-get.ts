@@ -12,7 +12,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { performance } from "node:perf_hooks";
 import { KVM_NAME_PATTERN } from "./config.ts";
 import { keyFromUrl } from "./keys.ts";
-import { bearerToken, type TokenSet } from "./auth.ts";
+import { bearerToken } from "./auth.ts";
 import type { EntryCache, Lookup } from "./cache.ts";
 import type { KvmRepository } from "./repository.ts";
 import { etag, matchesVersion } from "./routes/conditions.ts";
@@ -30,9 +30,8 @@ export interface FastGetDeps {
   repository: KvmRepository;
   metrics: ServiceMetrics;
   requestLog: RequestLog;
-  /** Data-plane tokens and the admin tokens, also accepted there (auth.ts requireBearer). */
-  dataTokens: TokenSet;
-  adminTokens: TokenSet;
+  /** The data plane's token check (auth.ts bearerCheck, as its requireBearer hook makes it). */
+  accepts: (token: string | null) => boolean;
   /** True once the server is closing: Fastify then answers (503, or Connection: close). */
   closing: () => boolean;
   /** For errors of this handler's own (none expected: see unexpected()). */
@@ -51,20 +50,10 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 export function fastEntryGet(
   deps: FastGetDeps,
 ): (req: IncomingMessage, res: ServerResponse, fastify: Listener) => boolean {
-  const { cache, repository, dataTokens, adminTokens, requestLog } = deps;
+  const { cache, repository, accepts, requestLog } = deps;
   const getHit = deps.metrics.operations.labels("get", "hit");
   const getMiss = deps.metrics.operations.labels("get", "miss");
   const getNotModified = deps.metrics.operations.labels("get", "not_modified");
-
-  function authorised(header: string | undefined): boolean {
-    if (dataTokens.size === 0) return true; // an open data plane (insecure local mode only)
-    const token = bearerToken(header);
-    if (token === null) return false;
-    // Both sets are checked, as requireBearer does, so the time does not tell which one matched.
-    const data = dataTokens.matches(token);
-    const admin = adminTokens.matches(token);
-    return data || admin;
-  }
 
   /** The answers of routes/data-plane.ts's GET handler, header for header. */
   function answer(req: IncomingMessage, res: ServerResponse, entry: Lookup, start: number): void {
@@ -125,7 +114,7 @@ export function fastEntryGet(
     if (nameEnd < 0 || !url.startsWith(ENTRIES, nameEnd)) return false;
     const kvm = url.slice(ENTRY_PREFIX.length, nameEnd);
     if (!KVM_NAME.test(kvm)) return false;
-    if (!authorised(headers.authorization)) return false; // Fastify answers 401
+    if (!accepts(bearerToken(headers.authorization))) return false; // Fastify answers 401
     let key: Buffer;
     try {
       key = keyFromUrl(url);

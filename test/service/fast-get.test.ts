@@ -11,7 +11,7 @@ import { cacheSynced, createTestDatabase, startTestApp, type TestApp, type TestD
 import { fastEntryGet } from "../../service/fast-get.ts";
 import { createMetrics } from "../../service/metrics.ts";
 import { RequestLog, requestIds } from "../../service/request-log.ts";
-import { TokenSet } from "../../service/auth.ts";
+import { TokenSet, bearerCheck } from "../../service/auth.ts";
 
 const TOKENS = { KVM_DATA_TOKENS: "data-token-1", KVM_ADMIN_TOKENS: "admin-token-1" };
 
@@ -375,8 +375,7 @@ describe("what the GET before Fastify leaves to Fastify", () => {
       repository: null as never,
       metrics,
       requestLog: new RequestLog(metrics, fast.t.app.log, requestIds()),
-      dataTokens: new TokenSet([]),
-      adminTokens: new TokenSet([]),
+      accepts: bearerCheck(new TokenSet([])),
       closing: () => closing,
       log: { error: (_obj: unknown, message?: string) => errors.push(String(message)) } as never,
     });
