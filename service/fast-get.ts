@@ -15,8 +15,8 @@ import { keyFromUrl } from "./keys.ts";
 import { bearerToken } from "./auth.ts";
 import type { EntryCache, Lookup } from "./cache.ts";
 import type { KvmRepository } from "./repository.ts";
-import { etag, matchesVersion } from "./routes/conditions.ts";
-import { ENTRY_ROUTE, NOT_FOUND_MESSAGE } from "./routes/data-plane.ts";
+import { matchesVersion } from "./routes/conditions.ts";
+import { ENTRY_ROUTE, NOT_FOUND_MESSAGE, readHeaders } from "./routes/data-plane.ts";
 import type { RequestLog } from "./request-log.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 
@@ -72,9 +72,8 @@ export function fastEntryGet(
       ]);
       res.end(NOT_FOUND_BODY);
     } else {
-      const out = ["etag", etag(entry.version), ...closing];
-      if (entry.expiresAt !== null) out.push("x-kvm-expires-at", String(entry.expiresAt));
-      out.push("cache-control", "no-store");
+      const out = readHeaders(entry);
+      out.push(...closing);
       if (matchesVersion(req.headers["if-none-match"], entry.version)) {
         getNotModified.inc();
         status = 304;
