@@ -58,47 +58,55 @@ export class RequestLog {
   }
 
   /**
-   * The access-log line: `request` as serializeRequest (http-input.ts) reads it. A data-plane read answered as
-   * such — the value, 304, or 404 — is logged at debug, everything else (writes, admin, errors) at info: reads are
-   * the filter's callouts, as many as the API requests Envoy already logs, and their line cost a third of a read's
-   * CPU (BENCHMARKS.md, "Logging the reads"). LOG_LEVEL=debug logs them too.
+   * The level of a request's access line, null when it is not written. A data-plane read answered as such — the
+   * value, 304, or 404 — is logged at debug, everything else (writes, admin, errors) at info: reads are the
+   * filter's callouts, as many as the API requests Envoy already logs, and their line cost a quarter to a third of
+   * a read's CPU (BENCHMARKS.md, "The read before Fastify, and logging the reads"). LOG_LEVEL=debug logs them too.
    */
-  line(reqId: string, request: LoggedRequest, route: string, status: number, elapsedMs: number): void {
-    const read = route === ENTRY_ROUTE && (status === 200 || status === 304 || status === 404);
-    if (read && (request.method === "GET" || request.method === "HEAD")) {
-      if (this.readsLogged()) this.access.debug(this.fields(reqId, request, status, elapsedMs), DONE);
-      return;
-    }
-    this.access.info(this.fields(reqId, request, status, elapsedMs), DONE);
-  }
-
-  private fields(reqId: string, request: LoggedRequest, status: number, elapsedMs: number) {
-    return { reqId, req: serializeRequest(request), res: { statusCode: status }, responseTime: elapsedMs };
-  }
-
-  /** Whether debug lines are written (checked first: the line is not even built otherwise). */
-  private readsLogged(): boolean {
+  private levelOf(method: string, route: string, status: number): "debug" | "info" | null {
+    const read =
+      route === ENTRY_ROUTE &&
+      (status === 200 || status === 304 || status === 404) &&
+      (method === "GET" || method === "HEAD");
+    if (!read) return "info";
+    // Checked first: at info, a read's line is not even built.
     const log = this.access as { isLevelEnabled?: (level: string) => boolean };
-    return log.isLevelEnabled === undefined || log.isLevelEnabled("debug");
+    return log.isLevelEnabled === undefined || log.isLevelEnabled("debug") ? "debug" : null;
+  }
+
+  /** The access-log line: `request` as serializeRequest (http-input.ts) reads it. */
+  line(reqId: string, request: LoggedRequest, route: string, status: number, elapsedMs: number): void {
+    const level = this.levelOf(request.method, route, status);
+    if (level !== null) this.write(level, reqId, request, status, elapsedMs);
   }
 
   /** Metrics and the access-log line of a request answered outside Fastify, with an id from the same sequence. */
   completed(req: IncomingMessage, route: string, status: number, elapsedMs: number): void {
     const method = req.method ?? "GET";
     this.record(method, route, status, elapsedMs);
-    this.line(
-      this.nextId(),
-      {
-        method,
-        url: rewriteEntryUrl(req.url ?? "/"),
-        headers: req.headers,
-        host: req.headers.host ?? "",
-        ip: req.socket.remoteAddress,
-        socket: req.socket,
-      },
-      route,
-      status,
-      elapsedMs,
+    const level = this.levelOf(method, route, status);
+    if (level === null) return;
+    const request: LoggedRequest = {
+      method,
+      url: rewriteEntryUrl(req.url ?? "/"),
+      headers: req.headers,
+      host: req.headers.host ?? "",
+      ip: req.socket.remoteAddress,
+      socket: req.socket,
+    };
+    this.write(level, this.nextId(), request, status, elapsedMs);
+  }
+
+  private write(
+    level: "debug" | "info",
+    reqId: string,
+    request: LoggedRequest,
+    status: number,
+    elapsedMs: number,
+  ): void {
+    this.access[level](
+      { reqId, req: serializeRequest(request), res: { statusCode: status }, responseTime: elapsedMs },
+      DONE,
     );
   }
 }
