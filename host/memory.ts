@@ -93,30 +93,23 @@ export class VmMemory {
     return p + 4 > view.byteLength ? undefined : view.getUint32(p, true);
   }
 
-  /** Copies data into memory allocated by the module's malloc; returns the pointer or undefined. */
-  allocate(data: Uint8Array): number | undefined {
+  /**
+   * Copies data — bytes, or a latin1 string (one byte per character, written without an intermediate Buffer) —
+   * into memory allocated by the module's malloc; returns the pointer or undefined.
+   */
+  allocate(data: Uint8Array | string): number | undefined {
     if (!this.malloc) throw new MemoryAccessError("malloc not attached");
     const ptr = this.malloc(data.length) >>> 0;
     if (ptr === 0) return undefined;
-    return this.write(ptr, data) ? ptr : undefined;
-  }
-
-  /** copyToPointerSize of a latin1 string's bytes, written straight into the module's allocation. */
-  copyLatin1ToPointerSize(text: string, ptrPtr: number, sizePtr: number): boolean {
-    let ptr = 0;
-    if (text.length > 0) {
-      if (!this.malloc) throw new MemoryAccessError("malloc not attached");
-      ptr = this.malloc(text.length) >>> 0;
-      if (ptr === 0) return false;
-      const mem = this.bytes(); // after malloc: it may have grown the memory
-      if (ptr + text.length > mem.length) return false;
-      mem.write(text, ptr, "latin1");
-    }
-    return this.writeU32(ptrPtr, ptr) && this.writeU32(sizePtr, text.length);
+    if (typeof data !== "string") return this.write(ptr, data) ? ptr : undefined;
+    const mem = this.bytes(); // after malloc: it may have grown the memory
+    if (ptr + data.length > mem.length) return undefined;
+    mem.write(data, ptr, "latin1");
+    return ptr;
   }
 
   /** WasmBase::copyToPointerSize. */
-  copyToPointerSize(data: Uint8Array, ptrPtr: number, sizePtr: number): boolean {
+  copyToPointerSize(data: Uint8Array | string, ptrPtr: number, sizePtr: number): boolean {
     let ptr = 0;
     if (data.length > 0) {
       const p = this.allocate(data);

@@ -73,7 +73,7 @@ export function headerMapImports(host: HostApi): ImportFunctions {
         return ctx.kind === "stream" && ctx.accessLogPhase ? WasmResult.NotFound : WasmResult.BadArgument;
       const value = map.get(key);
       if (value === undefined) return WasmResult.NotFound;
-      return mem.copyLatin1ToPointerSize(value, valuePtrPtr, valueSizePtr)
+      return mem.copyToPointerSize(value, valuePtrPtr, valueSizePtr)
         ? WasmResult.Ok
         : WasmResult.InvalidMemoryAccess;
     },
