@@ -9,13 +9,18 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { createEchoServer } from "../../gateway/echo-upstream.ts";
 import { loadGatewayConfig } from "../../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../../gateway/server.ts";
 import { recordReliability } from "../reliability/record.ts";
-import { createTestDatabase, startTestApp, type TestApp, type TestDatabase } from "../service/helpers.ts";
+import {
+  createTestDatabase,
+  startTestApp,
+  type TestApp,
+  type TestDatabase,
+  logCapture,
+} from "../service/helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAX_VALUE_BYTES = 4096;
@@ -35,12 +40,7 @@ async function startStack(env: Record<string, string>): Promise<Stack> {
   const serviceLines: string[] = [];
   const gatewayLines: string[] = [];
   const db = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      serviceLines.push(String(chunk));
-      done();
-    },
-  });
+  const { stream: sink } = logCapture(serviceLines);
   const service = await startTestApp(
     db.url,
     { KVM_MAX_VALUE_BYTES: String(MAX_VALUE_BYTES), ...env },

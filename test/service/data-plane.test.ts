@@ -1,7 +1,6 @@
 // The API the filter calls: raw values, etag/TTL headers, conditional writes, limits, concurrency.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import pg from "pg";
 import { buildApp } from "../../service/app.ts";
 import { loadConfig } from "../../service/config.ts";
@@ -15,6 +14,7 @@ import {
   startTestApp,
   type TestApp,
   type TestDatabase,
+  logCapture,
 } from "./helpers.ts";
 
 let db: TestDatabase;
@@ -502,13 +502,7 @@ describe("observability", () => {
   });
 
   test("values and keys never reach the logs", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, stream: sink } = logCapture();
     const logged = await startTestApp(
       db.url,
       {},
@@ -535,13 +529,7 @@ describe("observability", () => {
   test("a database error that quotes the failing row is logged without it", async () => {
     // A constraint a DBA added: PostgreSQL's error detail then quotes the whole row, value included.
     const url = await db.createSibling();
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, stream: sink } = logCapture();
     const logged = await startTestApp(url, {}, { logger: { level: "info", stream: sink } });
     try {
       await logged.pool.query(

@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { ConfigError, loadConfig } from "../../service/config.ts";
 import { encryptionNotice } from "../../service/encryption.ts";
 import { recordReliability } from "../reliability/record.ts";
@@ -18,6 +17,7 @@ import {
   startTestApp,
   type TestApp,
   type TestDatabase,
+  logCapture,
 } from "./helpers.ts";
 
 const K1 = randomBytes(32);
@@ -40,12 +40,7 @@ after(async () => {
 
 /** An app on the shared database with these encryption settings; its log lines are kept in logLines. */
 async function appWith(env: Record<string, string>): Promise<TestApp> {
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      logLines.push(String(chunk));
-      done();
-    },
-  });
+  const { stream } = logCapture(logLines);
   const t = await startTestApp(
     db.url,
     { KVM_CACHE_MAX_BYTES: "0", ...env },

@@ -5,9 +5,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Writable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cacheSynced, createTestDatabase, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
+import {
+  cacheSynced,
+  createTestDatabase,
+  startTestApp,
+  type TestApp,
+  type TestDatabase,
+  logCapture,
+} from "./helpers.ts";
 import { fastEntryGet } from "../../service/fast-get.ts";
 import { createMetrics } from "../../service/metrics.ts";
 import { RequestLog, requestIds } from "../../service/request-log.ts";
@@ -36,13 +42,7 @@ async function serve(
   migrate = true,
   level = "debug",
 ): Promise<Served> {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
+  const { lines, stream } = logCapture();
   let served: Served | null = null;
   const t = await startTestApp(url, env, {
     logger: { level, stream },

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import pg from "pg";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../service/app.ts";
@@ -187,4 +188,15 @@ export function processesMentioning(needle: string): number[] {
     }
   }
   return found;
+}
+
+/** A stream for an app's `logger` option that appends each line written to `lines`. */
+export function logCapture(lines: string[] = []): { lines: string[]; stream: Writable } {
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, stream };
 }

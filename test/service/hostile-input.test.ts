@@ -4,9 +4,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { Writable } from "node:stream";
 import { encodePageToken } from "../../service/keys.ts";
-import { createTestDatabase, entryUrl, startTestApp, type TestApp, type TestDatabase } from "./helpers.ts";
+import {
+  createTestDatabase,
+  entryUrl,
+  startTestApp,
+  type TestApp,
+  type TestDatabase,
+  logCapture,
+} from "./helpers.ts";
 
 let db: TestDatabase;
 let t: TestApp;
@@ -161,13 +167,7 @@ describe("a raw '#' in a request path (issue 12 #9)", () => {
 
 describe("query strings stay out of the logs (issue 12 #10)", () => {
   test("prefix, prefix_base64 and page_token values are not logged", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, stream: sink } = logCapture();
     const logged = await startTestApp(
       db.url,
       {},
